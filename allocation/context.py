@@ -1,0 +1,137 @@
+"""What the policy sees of one registration: plain values taken from a validated request."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from allocation.contract import AllocationRequest
+from allocation.hostnames import host_key
+
+
+class _Missing:
+    """A value the request does not have; templates render it as "", conditions as absent."""
+
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+MISSING: Final = _Missing()
+
+EnrollmentType = Literal["group", "individual"]
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    registration_id: str
+    enrollment_id: str
+    enrollment_type: EnrollmentType
+    attestation: str | None
+    iot_edge: bool
+    current_hub: str | None
+    payload: Any
+    update_hub_assignment: bool
+    migrate_device_data: bool
+    # linkedHubs as DPS sent them, duplicates (compared case-insensitively) removed, order kept.
+    linked_hubs: tuple[str, ...]
+
+    @property
+    def reprovision(self) -> bool:
+        """DPS sends the current hub only to a device that was assigned before."""
+        return self.current_hub is not None
+
+    @property
+    def current_hub_key(self) -> str | None:
+        return None if self.current_hub is None else host_key(self.current_hub)
+
+    def value(self, field: str) -> Any:
+        """A named field of the request, as conditions and templates name them."""
+        getter = _FIELDS.get(field)
+        if getter is not None:
+            return getter(self)
+        if field.startswith("payload."):
+            return lookup(self.payload, field[len("payload.") :])
+        return MISSING
+
+
+def lookup(document: Any, dotted_path: str) -> Any:
+    """``a.b.0`` in a JSON value: object keys, and list indexes written as numbers."""
+    value = document
+    for part in dotted_path.split("."):
+        if isinstance(value, Mapping):
+            if part not in value:
+                return MISSING
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit():
+            index = int(part)
+            if index >= len(value):
+                return MISSING
+            value = value[index]
+        else:
+            return MISSING
+    return MISSING if value is None else value
+
+
+def _optional(value: Any) -> Any:
+    return MISSING if value is None else value
+
+
+_FIELDS: Final[dict[str, Any]] = {
+    "registrationId": lambda c: c.registration_id,
+    "enrollmentId": lambda c: c.enrollment_id,
+    "enrollmentType": lambda c: c.enrollment_type,
+    "attestation": lambda c: _optional(c.attestation),
+    "iotEdge": lambda c: c.iot_edge,
+    "reprovision": lambda c: c.reprovision,
+    "currentHub": lambda c: _optional(c.current_hub),
+    "payload": lambda c: _optional(c.payload),
+}
+
+FIELD_NAMES: Final = frozenset(_FIELDS)
+
+
+def context_from_request(request: AllocationRequest) -> RequestContext:
+    runtime = request.device_runtime_context
+    enrollment_type: EnrollmentType
+    if request.enrollment_group is not None:
+        enrollment: Any = request.enrollment_group
+        enrollment_id = request.enrollment_group.enrollment_group_id
+        enrollment_type = "group"
+    else:
+        assert request.individual_enrollment is not None  # the contract model guarantees one
+        enrollment = request.individual_enrollment
+        enrollment_id = request.individual_enrollment.registration_id
+        enrollment_type = "individual"
+    reprovision_policy = enrollment.reprovision_policy
+    seen: set[str] = set()
+    linked: list[str] = []
+    for hub in request.linked_hubs:
+        key = host_key(hub)
+        if key not in seen:
+            seen.add(key)
+            linked.append(hub)
+    return RequestContext(
+        registration_id=runtime.registration_id,
+        enrollment_id=enrollment_id,
+        enrollment_type=enrollment_type,
+        attestation=enrollment.attestation.type if enrollment.attestation else None,
+        iot_edge=enrollment.capabilities.iot_edge if enrollment.capabilities else False,
+        current_hub=runtime.current_iot_hub_host_name,
+        payload=runtime.payload,
+        update_hub_assignment=(
+            reprovision_policy.update_hub_assignment if reprovision_policy else True
+        ),
+        migrate_device_data=reprovision_policy.migrate_device_data if reprovision_policy else True,
+        linked_hubs=tuple(linked),
+    )

@@ -1,0 +1,384 @@
+"""The allocation policy, version 1 (see the README's policy reference): parsing and compiling.
+
+A policy document is validated completely when it loads, and every problem is reported with the
+JSON path of the offending value. What comes out is a :class:`Policy` of compiled
+:class:`Allocation` nodes: templates parsed, strategies built, nested allocations' twins and
+payloads already merged over their parents'. Requests then only walk that tree.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
+
+from allocation import strategies
+from allocation.candidates import (
+    HubFilter,
+    HubSelector,
+    HubSettings,
+    NameSelector,
+    RegionSelector,
+    TagSelector,
+)
+from allocation.errors import PolicyError, Problem
+from allocation.hostnames import host_key, is_host_name
+from allocation.options import problems_from
+from allocation.paths import JsonPath, format_path
+from allocation.strategies.base import Strategy
+from allocation.templates import JsonTemplate, compile_json
+
+DEFAULT_POLICY_TEXT: Final = '{"default": {"strategy": "weighted"}}'
+
+COMMON_FIELDS: Final = frozenset({"strategy", "hubs", "initialTwin", "payload", "sticky"})
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """One allocation of the policy: where it sits, which hubs it allows, and how it chooses."""
+
+    path: str  # its JSON path in the policy, e.g. 'enrollments["contoso"].rules[0].then'
+    strategy: Strategy
+    hub_filter: HubFilter | None
+    # Already merged over every enclosing allocation's; None where nothing is configured.
+    initial_twin: JsonTemplate | None
+    payload: JsonTemplate | None
+    # Already resolved: this allocation's own setting, else its parent's, else the policy's.
+    sticky: bool
+    # The merged raw documents, for nested allocations to merge over.
+    raw_initial_twin: Mapping[str, Any] | None = field(default=None, repr=False)
+    raw_payload: Mapping[str, Any] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Policy:
+    hubs: Mapping[str, HubSettings]  # keyed by lower-case host name
+    default: Allocation
+    enrollments: Mapping[str, Allocation]  # keyed by lower-case enrollment ID
+    sticky: bool
+    fingerprint: str  # identifies the policy's content without revealing it
+    strategies: frozenset[str]  # every strategy name the policy uses
+
+    def allocation_for(self, enrollment_id: str) -> tuple[str, Allocation]:
+        """The allocation for an enrollment, and how the trace names the choice."""
+        allocation = self.enrollments.get(enrollment_id.lower())
+        if allocation is None:
+            return "default", self.default
+        return allocation.path, allocation
+
+
+# -- the document's fixed parts, validated by pydantic --------------------------------------
+
+
+class HubDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    weight: StrictInt = Field(default=1, ge=1, le=1000)
+    region: StrictStr | None = Field(default=None, min_length=1)
+    tags: list[StrictStr] = Field(default_factory=list)
+    drain: float = Field(default=0.0, ge=0, le=100)
+
+    @field_validator("drain", mode="before")
+    @classmethod
+    def _drain_true_is_everything(cls, value: Any) -> Any:
+        if value is True:
+            return 100.0
+        if value is False:
+            return 0.0
+        if isinstance(value, int):
+            return float(value)
+        return value
+
+
+class PolicyDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+
+    schema_: StrictStr | None = Field(default=None, alias="$schema")
+    hubs: dict[str, HubDocument] = Field(default_factory=dict)
+    default: Any = Field(default_factory=lambda: {"strategy": "weighted"})
+    enrollments: dict[str, Any] = Field(default_factory=dict)
+    sticky: StrictBool = False
+
+
+# -- compiling -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Parent:
+    raw_initial_twin: Mapping[str, Any] | None
+    raw_payload: Mapping[str, Any] | None
+    sticky: bool
+
+
+class _Compiler:
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self.strategies: set[str] = set()
+
+    def allocation(self, raw: Any, at: JsonPath, parent: _Parent) -> Allocation | None:
+        """Compile one allocation; on problems, record them and return None."""
+        if not isinstance(raw, dict):
+            self._problem(
+                at, 'must be an object with a \'strategy\', e.g. {"strategy": "weighted"}'
+            )
+            return None
+        before = len(self.problems)
+        name = raw.get("strategy")
+        if not isinstance(name, str):
+            self._problem(
+                (*at, "strategy"), "required: the name of a strategy (static, weighted, ...)"
+            )
+            return None
+
+        hub_filter = self._hub_filter(raw.get("hubs"), (*at, "hubs")) if "hubs" in raw else None
+        sticky = raw.get("sticky", parent.sticky)
+        if not isinstance(sticky, bool):
+            self._problem((*at, "sticky"), "must be true or false")
+            sticky = parent.sticky
+        raw_twin = self._initial_twin(raw.get("initialTwin"), at) if "initialTwin" in raw else None
+        raw_payload = self._payload(raw.get("payload"), at) if "payload" in raw else None
+        merged_twin = _merge_optional(parent.raw_initial_twin, raw_twin)
+        merged_payload = _merge_optional(parent.raw_payload, raw_payload)
+        twin = self._template(merged_twin, (*at, "initialTwin"))
+        payload = self._template(merged_payload, (*at, "payload"))
+
+        here = _Parent(merged_twin, merged_payload, sticky)
+        strategy = self._strategy(name, raw, at, here)
+        if strategy is None or len(self.problems) > before:
+            return None
+        return Allocation(
+            path=format_path(at),
+            strategy=strategy,
+            hub_filter=hub_filter,
+            initial_twin=twin,
+            payload=payload,
+            sticky=sticky,
+            raw_initial_twin=merged_twin,
+            raw_payload=merged_payload,
+        )
+
+    def _strategy(
+        self, name: str, raw: dict[str, Any], at: JsonPath, here: _Parent
+    ) -> Strategy | None:
+        builder = strategies.builder_for(name)
+        if builder is None:
+            known = ", ".join(sorted(strategies.BUILTIN))
+            self._problem((*at, "strategy"), f"unknown strategy '{name}'; known: {known}")
+            return None
+        self.strategies.add(name)
+        options = {k: v for k, v in raw.items() if k not in COMMON_FIELDS}
+
+        def nested(value: Any, nested_at: JsonPath) -> Allocation:
+            compiled = self.allocation(value, nested_at, here)
+            if compiled is None:
+                # Its problems are recorded already; the policy as a whole is rejected.
+                raise _NestedFailed
+            return compiled
+
+        try:
+            return builder(options, at, nested)
+        except PolicyError as error:
+            self.problems.extend(error.problems)
+        except _NestedFailed:
+            pass
+        return None
+
+    def _hub_filter(self, raw: Any, at: JsonPath) -> HubFilter | None:
+        if not isinstance(raw, list) or not raw:
+            self._problem(at, "must be a non-empty list of hub selectors")
+            return None
+        selectors: list[HubSelector] = []
+        for index, item in enumerate(raw):
+            selector = _selector(item)
+            if selector is None:
+                self._problem(
+                    (*at, index),
+                    'must be a host name, a glob such as \'*-eu-*\', {"tag": "..."} or '
+                    '{"region": "..."}',
+                )
+            else:
+                selectors.append(selector)
+        return HubFilter(tuple(selectors))
+
+    def _initial_twin(self, raw: Any, at: JsonPath) -> dict[str, Any] | None:
+        twin_at = (*at, "initialTwin")
+        if not isinstance(raw, dict):
+            self._problem(
+                twin_at, 'must be an object: {"tags": {...}, "properties": {"desired": {...}}}'
+            )
+            return None
+        for key, value in raw.items():
+            if key == "tags":
+                if not isinstance(value, dict):
+                    self._problem((*twin_at, "tags"), "must be an object")
+            elif key == "properties":
+                if not isinstance(value, dict):
+                    self._problem((*twin_at, "properties"), 'must be an object: {"desired": {...}}')
+                    continue
+                for inner, inner_value in value.items():
+                    if inner != "desired":
+                        self._problem(
+                            (*twin_at, "properties", inner),
+                            "only desired properties can be set (DPS ignores anything else)",
+                        )
+                    elif not isinstance(inner_value, dict):
+                        self._problem((*twin_at, "properties", "desired"), "must be an object")
+            else:
+                self._problem(
+                    (*twin_at, key), "unknown field; an initial twin has 'tags' and 'properties'"
+                )
+        return raw
+
+    def _payload(self, raw: Any, at: JsonPath) -> dict[str, Any] | None:
+        if not isinstance(raw, dict):
+            # DPS returns only a JSON object to the device.
+            self._problem((*at, "payload"), "must be a JSON object")
+            return None
+        return raw
+
+    def _template(self, raw: Mapping[str, Any] | None, at: JsonPath) -> JsonTemplate | None:
+        if raw is None:
+            return None
+        try:
+            return compile_json(raw, at)
+        except PolicyError as error:
+            self.problems.extend(p for p in error.problems if p not in self.problems)
+            return None
+
+    def _problem(self, at: JsonPath, message: str) -> None:
+        self.problems.append(Problem(format_path(at), message))
+
+
+class _NestedFailed(Exception):
+    pass
+
+
+def _selector(item: Any) -> HubSelector | None:
+    if isinstance(item, str):
+        return NameSelector(item) if _is_name_pattern(item) else None
+    if isinstance(item, dict) and len(item) == 1:
+        ((kind, value),) = item.items()
+        if isinstance(value, str) and value:
+            if kind == "tag":
+                return TagSelector(value)
+            if kind == "region":
+                return RegionSelector(value)
+    return None
+
+
+def _is_name_pattern(text: str) -> bool:
+    if is_host_name(text):
+        return True
+    # A glob: a host name with *, ? or [...] in it.
+    plain = text.replace("*", "a").replace("?", "a")
+    plain = "".join("a" if c in "[]!" else c for c in plain)
+    return any(c in text for c in "*?[") and is_host_name(plain)
+
+
+def _merge_optional(
+    parent: Mapping[str, Any] | None, child: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    if child is None:
+        return None if parent is None else dict(parent)
+    if parent is None:
+        return dict(child)
+    return deep_merge(parent, child)
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` merged into ``base``: objects merge key by key, anything else is replaced."""
+    merged = dict(base)
+    for key, value in over.items():
+        inner = merged.get(key)
+        if isinstance(inner, Mapping) and isinstance(value, Mapping):
+            merged[key] = deep_merge(inner, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_policy(text: str) -> Policy:
+    """Parse and compile a policy document; raises :class:`PolicyError` naming every problem."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise PolicyError(
+            [
+                Problem(
+                    "", f"not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
+                )
+            ]
+        ) from None
+    except (ValueError, RecursionError) as error:
+        raise PolicyError([Problem("", f"not valid JSON: {error}")]) from None
+    return compile_policy(raw, text)
+
+
+def compile_policy(raw: Any, text: str | None = None) -> Policy:
+    if not isinstance(raw, dict):
+        raise PolicyError([Problem("", "a policy must be a JSON object")])
+    try:
+        document = PolicyDocument.model_validate(raw)
+    except ValidationError as error:
+        raise PolicyError(problems_from(error, ())) from None
+
+    compiler = _Compiler()
+    hubs: dict[str, HubSettings] = {}
+    for name, hub in document.hubs.items():
+        if not is_host_name(name):
+            compiler._problem(
+                ("hubs", name), "must be an IoT hub host name such as 'my-hub.azure-devices.net'"
+            )
+        elif host_key(name) in hubs:
+            compiler._problem(("hubs", name), "listed twice (host names are case-insensitive)")
+        else:
+            hubs[host_key(name)] = HubSettings(
+                hub.weight, hub.region, frozenset(hub.tags), hub.drain
+            )
+
+    root = _Parent(None, None, document.sticky)
+    default = compiler.allocation(document.default, ("default",), root)
+    enrollments: dict[str, Allocation] = {}
+    for enrollment_id, raw_allocation in document.enrollments.items():
+        at: JsonPath = ("enrollments", enrollment_id)
+        if not enrollment_id:
+            compiler._problem(at, "an enrollment ID cannot be empty")
+            continue
+        if enrollment_id.lower() in enrollments:
+            compiler._problem(at, "listed twice (enrollment IDs are case-insensitive in DPS)")
+            continue
+        compiled = compiler.allocation(raw_allocation, at, root)
+        if compiled is not None:
+            enrollments[enrollment_id.lower()] = compiled
+
+    if compiler.problems or default is None:
+        raise PolicyError(compiler.problems)
+    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return Policy(
+        hubs=hubs,
+        default=default,
+        enrollments=enrollments,
+        sticky=document.sticky,
+        fingerprint=hashlib.sha256(canonical.encode()).hexdigest()[:16],
+        strategies=frozenset(compiler.strategies),
+    )
+
+
+@functools.cache
+def default_policy() -> Policy:
+    """The built-in policy: DPS's evenly weighted distribution over linkedHubs, every weight 1."""
+    return parse_policy(DEFAULT_POLICY_TEXT)

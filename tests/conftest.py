@@ -1,0 +1,115 @@
+"""Shared fixtures: captured DPS requests, request builders, and an isolated policy setting."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+import pytest
+
+from allocation.policy_sources import POLICY_FILE_SETTING, POLICY_SETTING, policy_cache
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SAMPLE_REQUESTS = sorted(FIXTURES.glob("group-*.json"))
+
+
+def load_sample(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    return data
+
+
+def make_request(
+    registration_id: str = "device-1",
+    linked_hubs: Sequence[str] = ("hub-a.azure-devices.net", "hub-b.azure-devices.net"),
+    *,
+    enrollment_group: str | None = "fleet",
+    individual: bool = False,
+    current_hub: str | None = None,
+    payload: Any = None,
+    update_hub_assignment: bool | None = None,
+    migrate_device_data: bool | None = None,
+    attestation: str = "symmetricKey",
+    iot_edge: bool = False,
+) -> dict[str, Any]:
+    """A DPS allocation request shaped like the captured ones."""
+    enrollment: dict[str, Any] = {
+        "attestation": {"type": attestation},
+        "capabilities": {"iotEdge": iot_edge},
+        "allocationPolicy": "custom",
+    }
+    if update_hub_assignment is not None or migrate_device_data is not None:
+        policy: dict[str, bool] = {}
+        if update_hub_assignment is not None:
+            policy["updateHubAssignment"] = update_hub_assignment
+        if migrate_device_data is not None:
+            policy["migrateDeviceData"] = migrate_device_data
+        enrollment["reprovisionPolicy"] = policy
+    runtime: dict[str, Any] = {"registrationId": registration_id, "symmetricKey": {}}
+    if current_hub is not None:
+        runtime["currentIotHubHostName"] = current_hub
+        runtime["currentDeviceId"] = registration_id
+    if payload is not None:
+        runtime["payload"] = payload
+    request: dict[str, Any] = {"deviceRuntimeContext": runtime, "linkedHubs": list(linked_hubs)}
+    if individual:
+        request["individualEnrollment"] = {"registrationId": registration_id, **enrollment}
+    else:
+        request["enrollmentGroup"] = {"enrollmentGroupId": enrollment_group, **enrollment}
+    return request
+
+
+def encode(document: Any) -> bytes:
+    return json.dumps(document).encode()
+
+
+@pytest.fixture(autouse=True)
+def isolated_policy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts on the built-in policy, whatever the machine's environment says."""
+    monkeypatch.delenv(POLICY_SETTING, raising=False)
+    monkeypatch.delenv(POLICY_FILE_SETTING, raising=False)
+    policy_cache.clear()
+    yield
+    policy_cache.clear()
+
+
+@pytest.fixture
+def use_policy(monkeypatch: pytest.MonkeyPatch) -> Callable[[Any], None]:
+    """Install a policy (a dict, or raw text) as the ALLOCATION_POLICY app setting."""
+
+    def install(policy: Any) -> None:
+        text = policy if isinstance(policy, str) else json.dumps(policy)
+        monkeypatch.setenv(POLICY_SETTING, text)
+        policy_cache.clear()
+
+    return install
+
+
+@functools.cache
+def _app_functions() -> dict[str, Any]:
+    # get_functions() builds the functions; the SDK refuses to build them twice.
+    from function_app import app
+
+    return {f.get_function_name(): f for f in app.get_functions()}
+
+
+def function(name: str) -> Any:
+    """The function as the Functions host indexes it (metadata and user function)."""
+    return _app_functions()[name]
+
+
+def call_function(name: str, body: bytes = b"", method: str = "POST") -> func.HttpResponse:
+    """Invoke a function of the app the way the Functions host does, with a real HttpRequest."""
+    route = function(name).get_trigger().route
+    request = func.HttpRequest(
+        method=method,
+        url=f"https://example.azurewebsites.net/api/{route}",
+        headers={"Content-Type": "application/json"},
+        params={},
+        body=body,
+    )
+    response: func.HttpResponse = function(name).get_user_function()(request)
+    return response
