@@ -1,17 +1,29 @@
-"""The strategies a policy can name, by the name it uses."""
+"""The strategies a policy can name.
+
+Built-in strategies are listed by the module that holds them, imported when a policy first uses
+one (a policy that never names ``latency`` never loads the region table). Any other name is a
+plug-in: see :mod:`allocation.strategies.plugins`.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import Final
 
-from allocation.strategies import static, weighted
 from allocation.strategies.base import StrategyBuilder
 
-BUILTIN: Final[dict[str, StrategyBuilder]] = {
-    "static": static.build,
-    "weighted": weighted.build,
+BUILTIN: Final[dict[str, str]] = {
+    "static": "allocation.strategies.static",
+    "weighted": "allocation.strategies.weighted",
+    "rules": "allocation.strategies.rules",
+    "latency": "allocation.strategies.latency",
 }
 
 
 def builder_for(name: str) -> StrategyBuilder | None:
-    return BUILTIN.get(name)
+    """The builder of a built-in strategy, or None for a name that is not built in."""
+    module_name = BUILTIN.get(name)
+    if module_name is None:
+        return None
+    builder: StrategyBuilder = importlib.import_module(module_name).build
+    return builder
