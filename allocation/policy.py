@@ -19,7 +19,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictBool,
     StrictInt,
     StrictStr,
     ValidationError,
@@ -104,14 +103,7 @@ class HubDocument(BaseModel):
         return value
 
 
-class PolicyDocument(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
-
-    schema_: StrictStr | None = Field(default=None, alias="$schema")
-    hubs: dict[str, HubDocument] = Field(default_factory=dict)
-    default: Any = Field(default_factory=lambda: {"strategy": "weighted"})
-    enrollments: dict[str, Any] = Field(default_factory=dict)
-    sticky: StrictBool = False
+TOP_LEVEL_FIELDS: Final = frozenset({"$schema", "hubs", "default", "enrollments", "sticky"})
 
 
 # -- compiling -------------------------------------------------------------------------------
@@ -207,8 +199,8 @@ class _Compiler:
             if selector is None:
                 self._problem(
                     (*at, index),
-                    'must be a host name, a glob such as \'*-eu-*\', {"tag": "..."} or '
-                    '{"region": "..."}',
+                    "a hub selector is a host name, a glob such as '*-eu-*', "
+                    '{"tag": "..."} or {"region": "..."}',
                 )
             else:
                 selectors.append(selector)
@@ -331,29 +323,28 @@ def parse_policy(text: str) -> Policy:
 def compile_policy(raw: Any, text: str | None = None) -> Policy:
     if not isinstance(raw, dict):
         raise PolicyError([Problem("", "a policy must be a JSON object")])
-    try:
-        document = PolicyDocument.model_validate(raw)
-    except ValidationError as error:
-        raise PolicyError(problems_from(error, ())) from None
-
     compiler = _Compiler()
-    hubs: dict[str, HubSettings] = {}
-    for name, hub in document.hubs.items():
-        if not is_host_name(name):
-            compiler._problem(
-                ("hubs", name), "must be an IoT hub host name such as 'my-hub.azure-devices.net'"
-            )
-        elif host_key(name) in hubs:
-            compiler._problem(("hubs", name), "listed twice (host names are case-insensitive)")
-        else:
-            hubs[host_key(name)] = HubSettings(
-                hub.weight, hub.region, frozenset(hub.tags), hub.drain
-            )
+    for key in raw:
+        if key not in TOP_LEVEL_FIELDS:
+            known = ", ".join(sorted(TOP_LEVEL_FIELDS))
+            compiler._problem((key,), f"unknown field; a policy has {known}")
+    schema = raw.get("$schema")
+    if schema is not None and not isinstance(schema, str):
+        compiler._problem(("$schema",), "must be a string")
+    sticky = raw.get("sticky", False)
+    if not isinstance(sticky, bool):
+        compiler._problem(("sticky",), "must be a boolean (true or false)")
+        sticky = False
+    hubs = _hubs(raw.get("hubs", {}), compiler)
 
-    root = _Parent(None, None, document.sticky)
-    default = compiler.allocation(document.default, ("default",), root)
+    root = _Parent(None, None, sticky)
+    default = compiler.allocation(raw.get("default", {"strategy": "weighted"}), ("default",), root)
     enrollments: dict[str, Allocation] = {}
-    for enrollment_id, raw_allocation in document.enrollments.items():
+    raw_enrollments = raw.get("enrollments", {})
+    if not isinstance(raw_enrollments, dict):
+        compiler._problem(("enrollments",), "must be an object: enrollment ID -> allocation")
+        raw_enrollments = {}
+    for enrollment_id, raw_allocation in raw_enrollments.items():
         at: JsonPath = ("enrollments", enrollment_id)
         if not enrollment_id:
             compiler._problem(at, "an enrollment ID cannot be empty")
@@ -372,10 +363,35 @@ def compile_policy(raw: Any, text: str | None = None) -> Policy:
         hubs=hubs,
         default=default,
         enrollments=enrollments,
-        sticky=document.sticky,
+        sticky=sticky,
         fingerprint=hashlib.sha256(canonical.encode()).hexdigest()[:16],
         strategies=frozenset(compiler.strategies),
     )
+
+
+def _hubs(raw: Any, compiler: _Compiler) -> dict[str, HubSettings]:
+    if not isinstance(raw, dict):
+        compiler._problem(("hubs",), "must be an object: host name -> hub")
+        return {}
+    hubs: dict[str, HubSettings] = {}
+    for name, raw_hub in raw.items():
+        at: JsonPath = ("hubs", name)
+        if not is_host_name(name):
+            compiler._problem(at, "must be an IoT hub host name such as 'my-hub.azure-devices.net'")
+            continue
+        if host_key(name) in hubs:
+            compiler._problem(at, "listed twice (host names are case-insensitive)")
+            continue
+        if not isinstance(raw_hub, dict):
+            compiler._problem(at, 'must be an object, e.g. {"weight": 2, "region": "westeurope"}')
+            continue
+        try:
+            hub = HubDocument.model_validate(raw_hub)
+        except ValidationError as error:
+            compiler.problems.extend(problems_from(error, at))
+            continue
+        hubs[host_key(name)] = HubSettings(hub.weight, hub.region, frozenset(hub.tags), hub.drain)
+    return hubs
 
 
 @functools.cache

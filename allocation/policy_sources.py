@@ -101,6 +101,11 @@ class PolicyCache:
             self._failure = None
             return self._loaded
 
+    @property
+    def attempted(self) -> bool:
+        """Whether this process has tried to load the policy yet."""
+        return self._loaded is not None or self._failure is not None
+
     def clear(self) -> None:
         """Forget the loaded policy: the next request loads it again."""
         with self._lock:

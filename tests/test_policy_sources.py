@@ -1,0 +1,122 @@
+"""Where the policy comes from: the app setting, a file, or the built-in default; and caching."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from allocation.errors import PolicyUnavailable
+from allocation.policy_sources import (
+    APP_ROOT,
+    POLICY_FILE_SETTING,
+    POLICY_SETTING,
+    LoadedPolicy,
+    PolicyCache,
+    load_policy,
+)
+
+STATIC = json.dumps({"default": {"strategy": "static", "hub": "hub-a.azure-devices.net"}})
+WEIGHTED = json.dumps({"default": {"strategy": "weighted"}, "sticky": True})
+
+
+def test_nothing_configured_means_the_built_in_default() -> None:
+    loaded = load_policy({})
+    assert loaded.source == "default"
+    assert loaded.policy.strategies == frozenset({"weighted"})
+
+
+def test_the_setting_holds_the_policy_text() -> None:
+    loaded = load_policy({POLICY_SETTING: STATIC})
+    assert loaded.source == "setting"
+    assert loaded.policy.strategies == frozenset({"static"})
+
+
+def test_the_setting_wins_over_the_file(tmp_path: Path) -> None:
+    file = tmp_path / "policy.json"
+    file.write_text(WEIGHTED)
+    loaded = load_policy({POLICY_SETTING: STATIC, POLICY_FILE_SETTING: str(file)})
+    assert loaded.source == "setting"
+
+
+def test_a_blank_setting_counts_as_absent(tmp_path: Path) -> None:
+    file = tmp_path / "policy.json"
+    file.write_text(WEIGHTED)
+    loaded = load_policy({POLICY_SETTING: "  ", POLICY_FILE_SETTING: str(file)})
+    assert loaded.source == "file"
+    assert loaded.location == str(file)
+    assert loaded.policy.sticky is True
+
+
+def test_a_relative_file_is_found_from_the_function_app_root() -> None:
+    assert (APP_ROOT / "function_app.py").is_file()
+    relative = Path("tests/fixtures/policy-static.json")
+    loaded = load_policy({POLICY_FILE_SETTING: str(relative)})
+    assert loaded.location == str(APP_ROOT / relative)
+    assert loaded.policy.strategies == frozenset({"static"})
+
+
+def test_a_missing_file_is_unavailable_with_the_reason(tmp_path: Path) -> None:
+    with pytest.raises(PolicyUnavailable, match=r"cannot read the policy file .*missing\.json"):
+        load_policy({POLICY_FILE_SETTING: str(tmp_path / "missing.json")})
+
+
+def test_an_invalid_policy_is_unavailable_naming_the_path() -> None:
+    bad = json.dumps({"default": {"strategy": "static"}})
+    with pytest.raises(PolicyUnavailable, match=r"app setting ALLOCATION_POLICY: default\.hub: "):
+        load_policy({POLICY_SETTING: bad})
+
+
+class CountingLoader:
+    def __init__(self, outcomes: list[str | None]) -> None:
+        self.outcomes = outcomes
+        self.calls = 0
+
+    def __call__(self) -> LoadedPolicy:
+        outcome = self.outcomes[min(self.calls, len(self.outcomes) - 1)]
+        self.calls += 1
+        if outcome is not None:
+            raise PolicyUnavailable(outcome)
+        return load_policy({})
+
+
+def test_the_policy_is_loaded_once_and_lazily() -> None:
+    loader = CountingLoader([None])
+    cache = PolicyCache(loader)
+    assert loader.calls == 0
+    assert not cache.attempted
+    first = cache.get()
+    assert cache.get() is first
+    assert loader.calls == 1
+
+
+def test_a_failed_load_is_retried_only_after_the_retry_interval() -> None:
+    now = [100.0]
+    loader = CountingLoader(["file is half-written", None])
+    cache = PolicyCache(loader, retry_seconds=5, clock=lambda: now[0])
+
+    with pytest.raises(PolicyUnavailable, match="half-written"):
+        cache.get()
+    now[0] += 4.9
+    with pytest.raises(PolicyUnavailable, match="half-written"):
+        cache.get()
+    assert loader.calls == 1
+
+    now[0] += 0.2
+    assert cache.get().source == "default"
+    assert loader.calls == 2
+
+
+def test_importing_the_app_does_not_load_the_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    import allocation.policy_sources as sources
+
+    monkeypatch.setenv(POLICY_SETTING, "{ this is not json")
+    sources.policy_cache.clear()
+    importlib.reload(importlib.import_module("function_app"))
+    assert not sources.policy_cache.attempted
+    # The broken policy is found on first use, as a 503 rather than a host that cannot start.
+    with pytest.raises(PolicyUnavailable, match="not valid JSON"):
+        sources.policy_cache.get()

@@ -1,0 +1,275 @@
+"""The core entry point: status codes and JSON errors for every kind of body, and its logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from allocation.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH
+from allocation.webhook import handle
+from tests.conftest import encode, load_sample, make_request
+
+VALID = make_request()
+
+
+def with_(path: str, value: Any) -> bytes:
+    """VALID with the value at a dotted path replaced (or removed, for ...)."""
+    document = json.loads(json.dumps(VALID))
+    *parents, last = path.split(".")
+    target = document
+    for part in parents:
+        target = target[part]
+    if value is ...:
+        del target[last]
+    else:
+        target[last] = value
+    return encode(document)
+
+
+def nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
+BAD_BODIES: list[tuple[str, bytes, int, str | None]] = [
+    # (case, body, status, a JSON path the error details must name)
+    ("empty body", b"", 400, None),
+    ("not JSON", b"hello", 400, None),
+    ("truncated JSON", encode(VALID)[:-5], 400, None),
+    ("trailing garbage", encode(VALID) + b"}", 400, None),
+    ("not UTF-8", b'{"linkedHubs": ["\xff"]}', 400, None),
+    ("JSON array", b"[]", 400, None),
+    ("JSON string", b'"allocate me"', 400, None),
+    ("JSON number", b"42", 400, None),
+    ("JSON null", b"null", 400, None),
+    ("empty object", b"{}", 400, "linkedHubs"),
+    ("linkedHubs missing", with_("linkedHubs", ...), 400, "linkedHubs"),
+    ("linkedHubs empty", with_("linkedHubs", []), 400, "linkedHubs"),
+    ("linkedHubs a string", with_("linkedHubs", "hub-a.azure-devices.net"), 400, "linkedHubs"),
+    ("linkedHubs holds a number", with_("linkedHubs", [42]), 400, "linkedHubs[0]"),
+    ("linkedHubs holds null", with_("linkedHubs", [None]), 400, "linkedHubs[0]"),
+    ("linkedHubs holds an empty name", with_("linkedHubs", [""]), 400, "linkedHubs[0]"),
+    ("linkedHubs holds a URL", with_("linkedHubs", ["https://hub.azure-devices.net/"]), 400,
+     "linkedHubs[0]"),
+    ("linkedHubs holds spaces", with_("linkedHubs", [" hub-a.azure-devices.net"]), 400,
+     "linkedHubs[0]"),
+    ("deviceRuntimeContext missing", with_("deviceRuntimeContext", ...), 400,
+     "deviceRuntimeContext"),
+    ("deviceRuntimeContext a string", with_("deviceRuntimeContext", "x"), 400,
+     "deviceRuntimeContext"),
+    ("registrationId missing", with_("deviceRuntimeContext.registrationId", ...), 400,
+     "deviceRuntimeContext.registrationId"),
+    ("registrationId a number", with_("deviceRuntimeContext.registrationId", 123), 400,
+     "deviceRuntimeContext.registrationId"),
+    ("registrationId empty", with_("deviceRuntimeContext.registrationId", ""), 400,
+     "deviceRuntimeContext.registrationId"),
+    ("registrationId null", with_("deviceRuntimeContext.registrationId", None), 400,
+     "deviceRuntimeContext.registrationId"),
+    ("current hub a number", with_("deviceRuntimeContext.currentIotHubHostName", 7), 400,
+     "deviceRuntimeContext.currentIotHubHostName"),
+    ("no enrollment", with_("enrollmentGroup", ...), 400, None),
+    ("two enrollments", encode({**VALID, "individualEnrollment": {"registrationId": "d"}}), 400,
+     None),
+    ("enrollment group ID a number", with_("enrollmentGroup.enrollmentGroupId", 5), 400,
+     "enrollmentGroup.enrollmentGroupId"),
+    ("updateHubAssignment a string",
+     with_("enrollmentGroup.reprovisionPolicy", {"updateHubAssignment": "yes"}), 400,
+     "enrollmentGroup.reprovisionPolicy.updateHubAssignment"),
+    ("iotEdge a string", with_("enrollmentGroup.capabilities", {"iotEdge": "true"}), 400,
+     "enrollmentGroup.capabilities.iotEdge"),
+    ("NaN in the payload", encode(VALID).replace(b'"symmetricKey": {}', b'"payload": {"t": NaN}'),
+     400, None),
+    ("a 5000-digit number", with_("deviceRuntimeContext.payload", 0).replace(
+        b'"payload": 0', b'"payload": ' + b"9" * 5000), 400, None),
+    ("payload nested past the limit", with_("deviceRuntimeContext.payload", nested(MAX_JSON_DEPTH)),
+     400, None),
+    ("nesting that would exhaust the parser", b"[" * 45_000 + b"]" * 45_000, 400, None),
+    ("over 96 KiB", with_("deviceRuntimeContext.payload", {"pad": "x" * MAX_BODY_BYTES}), 413,
+     None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "status", "path"), BAD_BODIES, ids=[b[0] for b in BAD_BODIES]
+)
+def test_malformed_bodies_get_the_specified_status_and_a_json_error(
+    case: str, body: bytes, status: int, path: str | None
+) -> None:
+    response = handle(body)
+
+    assert response.status == status
+    decoded = json.loads(response.body_bytes())
+    assert decoded["error"] == {400: "invalid_request", 413: "too_large"}[status]
+    assert decoded["message"]
+    if status == 400:
+        assert isinstance(decoded["details"], list)
+    if path is not None:
+        assert path in [detail["path"] for detail in decoded["details"]]
+
+
+def test_the_malformed_body_table_is_broad() -> None:
+    assert len(BAD_BODIES) >= 25
+
+
+def test_a_body_of_exactly_96_kib_is_accepted() -> None:
+    body = encode(make_request(payload={"pad": ""}))
+    padding = MAX_BODY_BYTES - len(body)
+    exact = encode(make_request(payload={"pad": "x" * padding}))
+    assert len(exact) == MAX_BODY_BYTES
+    assert handle(exact).status == 200
+    assert handle(exact + b" ").status == 413
+
+
+def test_nesting_up_to_the_limit_is_accepted() -> None:
+    # The envelope takes 3 levels (request, deviceRuntimeContext, payload).
+    response = handle(encode(make_request(payload=nested(MAX_JSON_DEPTH - 3))))
+    assert response.status == 200
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    response = handle(encode(make_request(payload={"note": "[{" * 1000})))
+    assert response.status == 200
+
+
+def test_an_individual_enrollment_is_allocated() -> None:
+    response = handle(encode(make_request("single-device", individual=True)))
+    assert response.status == 200
+
+
+def test_unknown_fields_and_a_leading_bom_are_tolerated() -> None:
+    request = load_sample("group-symmetric-key-initial.json")
+    request["somethingNew"] = {"from": "a future DPS"}
+    request["deviceRuntimeContext"]["x509"] = {"clientCertificate": {"info": {}}}
+    response = handle(b"\xef\xbb\xbf" + encode(request))
+    assert response.status == 200
+
+
+def test_duplicate_linked_hubs_count_once_and_the_exact_string_is_echoed() -> None:
+    response = handle(
+        encode(make_request(linked_hubs=["Hub-A.azure-devices.net", "hub-a.azure-devices.net"]))
+    )
+    assert response.body["iotHubHostName"] == "Hub-A.azure-devices.net"
+
+
+def test_huge_numbers_in_a_payload_are_kept_as_text_rather_than_infinity() -> None:
+    body = encode(make_request(payload={"n": 0})).replace(b'"n": 0', b'"n": 1e999')
+    response = handle(body)
+    assert response.status == 200
+    assert "Infinity" not in response.body_bytes().decode()
+
+
+# -- properties ------------------------------------------------------------------------------
+
+labels = st.from_regex(r"\A[a-zA-Z0-9]([a-zA-Z0-9-]{0,20}[a-zA-Z0-9])?\Z")
+host_names = st.builds(lambda a, b: f"{a}.{b}.azure-devices.net", labels, labels)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=15,
+)  # fmt: skip
+
+
+@st.composite
+def contract_valid_requests(draw: st.DrawFn) -> dict[str, Any]:
+    linked = draw(st.lists(host_names, min_size=1, max_size=8))
+    current = draw(st.none() | st.sampled_from(linked) | host_names)
+    return make_request(
+        draw(st.text(min_size=1, max_size=128)),
+        linked,
+        individual=draw(st.booleans()),
+        enrollment_group=draw(st.text(min_size=1, max_size=64)),
+        current_hub=current,
+        payload=draw(st.none() | json_values),
+        update_hub_assignment=draw(st.none() | st.booleans()),
+        migrate_device_data=draw(st.none() | st.booleans()),
+        attestation=draw(st.sampled_from(["symmetricKey", "x509", "tpm", "somethingNew"])),
+        iot_edge=draw(st.booleans()),
+    )
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(contract_valid_requests())
+def test_every_contract_valid_request_gets_a_linked_hub(request: dict[str, Any]) -> None:
+    response = handle(json.dumps(request).encode())
+    assert response.status == 200
+    assert response.body["iotHubHostName"] in request["linkedHubs"]
+
+
+@settings(max_examples=400)
+@given(st.binary(max_size=2048))
+def test_arbitrary_bytes_get_a_4xx_with_a_json_body(body: bytes) -> None:
+    response = handle(body)
+    assert 400 <= response.status < 500
+    assert response.status != 401
+    assert json.loads(response.body_bytes())["error"]
+
+
+@settings(max_examples=200)
+@given(json_values)
+def test_arbitrary_json_gets_a_4xx_with_a_json_body(document: Any) -> None:
+    response = handle(json.dumps(document).encode())
+    assert response.status == 400
+    assert json.loads(response.body_bytes())["error"] == "invalid_request"
+
+
+# -- the decision log --------------------------------------------------------------------------
+
+
+def test_one_structured_line_per_decision(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="allocation")
+    request = load_sample("group-reprovision-migrate-with-payload.json")
+    response = handle(encode(request))
+
+    [record] = caplog.records
+    line = json.loads(record.getMessage())
+    assert line == {
+        "event": "allocated",
+        "registrationId": "breakroom499-contoso-tstrsd-007",
+        "enrollment": "contoso-custom-allocated-devices",
+        "path": "default > weighted",
+        "candidates": 2,
+        "hub": response.body["iotHubHostName"],
+        "reprovision": True,
+        "currentHub": "contoso-toasters-hub-1098.azure-devices.net",
+        "durationMs": line["durationMs"],
+    }
+    assert line["durationMs"] >= 0
+
+
+def test_refusals_are_logged_once_too(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="allocation")
+    handle(b"[]")
+    [record] = caplog.records
+    assert json.loads(record.getMessage())["event"] == "invalid_request"
+
+
+KEY_MATERIAL = {
+    "symmetricKey": {"primaryKey": "cHJpbWFyeS1rZXktbWF0ZXJpYWw=", "secondaryKey": "c2Vjb25k"},
+    "tpm": {"endorsementKey": "AToAAQALAAMAsgAgg3GXZ0SEs", "storageRootKey": "AToAAQALAAMAQAAgSRK"},
+    "x509": {"clientCertificate": "-----BEGIN CERTIFICATE-----MIIBszCCAVmgAwIBAgIU"},
+}
+
+
+@pytest.mark.parametrize("body_kind", ["allocated", "invalid"])
+def test_no_key_material_reaches_logs_or_answers(
+    body_kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    request = make_request()
+    request["deviceRuntimeContext"].update(KEY_MATERIAL)
+    request["enrollmentGroup"]["attestation"] = {"type": "symmetricKey", **KEY_MATERIAL}
+    if body_kind == "invalid":
+        request["linkedHubs"] = [7]
+    response = handle(encode(request))
+
+    seen = caplog.text + response.body_bytes().decode()
+    for secret in ("cHJpbWFyeS1rZXkt", "c2Vjb25k", "AToAAQALAAMA", "BEGIN CERTIFICATE"):
+        assert secret not in seen
