@@ -96,7 +96,10 @@ def test_a_reprovisioned_device_under_reset_gets_the_twin_when_its_hub_changes(
         migrate_device_data=False,
     )
     body = json.loads(call_function("allocate", encode(request)).get_body())
-    assert body == {"iotHubHostName": "new.azure-devices.net", "initialTwin": {"tags": {"moved": True}}}
+    assert body == {
+        "iotHubHostName": "new.azure-devices.net",
+        "initialTwin": {"tags": {"moved": True}},
+    }
 
 
 def test_errors_are_json_with_the_specified_status() -> None:
