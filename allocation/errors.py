@@ -63,6 +63,14 @@ class PolicyUnavailable(AllocationError):
     code = "policy_unavailable"
 
 
+class StrategyFailed(PolicyUnavailable):
+    """A strategy (in practice, a plug-in) raised, or answered something it may not."""
+
+    def __init__(self, strategy: str, message: str) -> None:
+        super().__init__(message)
+        self.strategy = strategy
+
+
 class NoEligibleHub(AllocationError):
     """Filters and drain left no linked hub for this device."""
 

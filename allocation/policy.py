@@ -39,6 +39,7 @@ from allocation.hostnames import host_key, is_host_name
 from allocation.options import problems_from
 from allocation.paths import JsonPath, format_path
 from allocation.strategies.base import Strategy
+from allocation.strategies.plugins import ENTRY_POINT_GROUP
 from allocation.templates import JsonTemplate, compile_json
 
 DEFAULT_POLICY_TEXT: Final = '{"default": {"strategy": "weighted"}}'
@@ -169,7 +170,11 @@ class _Compiler:
         builder = strategies.builder_for(name)
         if builder is None:
             known = ", ".join(sorted(strategies.BUILTIN))
-            self._problem((*at, "strategy"), f"unknown strategy '{name}'; known: {known}")
+            self._problem(
+                (*at, "strategy"),
+                f"unknown strategy '{name}'; built in: {known}; a plug-in is named "
+                f"'package.module:Name' or registered under '{ENTRY_POINT_GROUP}'",
+            )
             return None
         self.strategies.add(name)
         options = {k: v for k, v in raw.items() if k not in COMMON_FIELDS}

@@ -28,6 +28,7 @@ from allocation.errors import (
     PolicyUnavailable,
     Problem,
     RequestTooLarge,
+    StrategyFailed,
 )
 from allocation.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, RETRY_AFTER_SECONDS
 from allocation.paths import format_path
@@ -77,6 +78,14 @@ def handle(body: bytes, policy: Policy | None = None) -> WebhookResponse:
     except AllocationError as error:
         _log_refusal(context, error, started)
         return error_response(error)
+    except Exception:
+        # A defect of ours. 500 makes DPS retry, as for any 5xx, and the device is not lost.
+        logger.exception(
+            json.dumps(
+                {"event": "internal_error", "registrationId": context and context.registration_id}
+            )
+        )
+        return WebhookResponse(500, {"error": "internal_error", "message": "internal error"})
 
 
 def status_of(error: AllocationError) -> int:
@@ -255,6 +264,10 @@ def _log_refusal(context: RequestContext | None, error: AllocationError, started
         )
     if isinstance(error, Denied):
         record.update(rule=error.rule, path=" > ".join(error.trace))
+    if isinstance(error, StrategyFailed):
+        record["strategy"] = error.strategy
+        if error.__cause__ is not None:
+            record["cause"] = f"{type(error.__cause__).__name__}: {error.__cause__}"[:300]
     record["message"] = error.message
     record["durationMs"] = _elapsed_ms(started)
     _log(level, record)

@@ -273,3 +273,18 @@ def test_no_key_material_reaches_logs_or_answers(
     seen = caplog.text + response.body_bytes().decode()
     for secret in ("cHJpbWFyeS1rZXkt", "c2Vjb25k", "AToAAQALAAMA", "BEGIN CERTIFICATE"):
         assert secret not in seen
+
+
+def test_a_defect_is_a_json_500_that_dps_retries(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import allocation.webhook as webhook
+
+    def broken(*args: Any) -> Any:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(webhook, "decide", broken)
+    response = handle(encode(make_request("dev-9")))
+    assert response.status == 500
+    assert json.loads(response.body_bytes())["error"] == "internal_error"
+    assert "dev-9" in caplog.text and "ZeroDivisionError" in caplog.text

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Final
 
+from allocation.strategies import plugins
 from allocation.strategies.base import StrategyBuilder
 
 BUILTIN: Final[dict[str, str]] = {
@@ -21,9 +22,9 @@ BUILTIN: Final[dict[str, str]] = {
 
 
 def builder_for(name: str) -> StrategyBuilder | None:
-    """The builder of a built-in strategy, or None for a name that is not built in."""
+    """The builder of a built-in or plug-in strategy, or None for a name that is neither."""
     module_name = BUILTIN.get(name)
     if module_name is None:
-        return None
+        return plugins.resolve(name)
     builder: StrategyBuilder = importlib.import_module(module_name).build
     return builder
