@@ -278,7 +278,7 @@ def test_no_key_material_reaches_logs_or_answers(
 def test_a_defect_is_a_json_500_that_dps_retries(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import allocation.webhook as webhook
+    from allocation import webhook
 
     def broken(*args: Any) -> Any:
         raise ZeroDivisionError("a bug")
