@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -24,9 +24,13 @@ class HubSettings:
 DEFAULT_SETTINGS = HubSettings()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Candidate:
-    """A linked hub a strategy may choose."""
+    """A linked hub a strategy may choose.
+
+    Compared by identity: a policy makes one Candidate per linked hub of each linkedHubs list
+    it sees (see CandidateCache), which keeps the per-request work to dictionary look-ups.
+    """
 
     name: str  # exactly as DPS sent it in linkedHubs: the response echoes this string
     settings: HubSettings = field(default=DEFAULT_SETTINGS)
@@ -51,6 +55,23 @@ def linked_candidates(
     return tuple(
         Candidate(name, settings.get(host_key(name), DEFAULT_SETTINGS)) for name in linked_hubs
     )
+
+
+class CandidateCache:
+    """The candidates of each linkedHubs list a policy has seen."""
+
+    def __init__(self, settings: Mapping[str, HubSettings]) -> None:
+        self._settings = settings
+        self._known: dict[tuple[str, ...], tuple[Candidate, ...]] = {}
+
+    def __call__(self, linked_hubs: tuple[str, ...]) -> tuple[Candidate, ...]:
+        candidates = self._known.get(linked_hubs)
+        if candidates is None:
+            candidates = linked_candidates(linked_hubs, self._settings)
+            if len(self._known) >= _CACHE_LIMIT:
+                self._known.clear()
+            self._known[linked_hubs] = candidates
+        return candidates
 
 
 class HubSelector(Protocol):
@@ -95,14 +116,28 @@ class RegionSelector:
         return f"region:{self.region}"
 
 
+# Distinct linkedHubs lists are few (one per enrollment's hub selection), so what is derived
+# from one is kept; the bound only guards against a caller that sends endless variations.
+_CACHE_LIMIT = 1024
+
+
 @dataclass(frozen=True)
 class HubFilter:
     """An allocation's ``hubs``: a hub is a candidate if any selector matches it."""
 
     selectors: tuple[HubSelector, ...]
+    _narrowed: dict[tuple[Candidate, ...], tuple[Candidate, ...]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
-    def narrow(self, candidates: Sequence[Candidate]) -> tuple[Candidate, ...]:
-        return tuple(c for c in candidates if any(s.matches(c) for s in self.selectors))
+    def narrow(self, candidates: tuple[Candidate, ...]) -> tuple[Candidate, ...]:
+        narrowed = self._narrowed.get(candidates)
+        if narrowed is None:
+            narrowed = tuple(c for c in candidates if any(s.matches(c) for s in self.selectors))
+            if len(self._narrowed) >= _CACHE_LIMIT:
+                self._narrowed.clear()
+            self._narrowed[candidates] = narrowed
+        return narrowed
 
     def describe(self) -> list[str]:
         return [s.describe() for s in self.selectors]

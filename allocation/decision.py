@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from allocation.candidates import Candidate, linked_candidates
+from allocation.candidates import Candidate
 from allocation.context import RequestContext
 from allocation.drain import undrained
 from allocation.errors import Denied, NoEligibleHub, PolicyUnavailable
@@ -33,11 +33,23 @@ class Step:
 
     allocation: str  # JSON path of the allocation in the policy
     strategy: str
-    candidates: tuple[str, ...]  # as the step received them
-    filtered: tuple[str, ...]  # after its hub filter
-    eligible: tuple[str, ...]  # after drain
+    received: tuple[Candidate, ...]  # the candidates as the step received them
+    after_filter: tuple[Candidate, ...]  # after its hub filter
+    after_drain: tuple[Candidate, ...]  # after drain: what the strategy chose from
     outcome: str  # the hub, 'deny', or the step it delegated to
     evidence: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        return _names(self.received)
+
+    @property
+    def filtered(self) -> tuple[str, ...]:
+        return _names(self.after_filter)
+
+    @property
+    def eligible(self) -> tuple[str, ...]:
+        return _names(self.after_drain)
 
 
 @dataclass(frozen=True)
@@ -59,25 +71,17 @@ class Decision:
 
 def decide(policy: Policy, context: RequestContext) -> Decision:
     _, allocation = policy.allocation_for(context.enrollment_id)
-    linked = linked_candidates(context.linked_hubs, policy.hubs)
+    linked = policy.candidates(context.linked_hubs)
     current = _find(linked, context.current_hub_key)
     keep_current = current is not None and not context.update_hub_assignment
-    candidates: Sequence[Candidate] = linked
+    candidates = linked
     steps: list[Step] = []
     while True:
-        filtered = (
-            allocation.hub_filter.narrow(candidates) if allocation.hub_filter else tuple(candidates)
-        )
+        filtered = allocation.hub_filter.narrow(candidates) if allocation.hub_filter else candidates
         eligible = undrained(context.registration_id, filtered)
         strategy = allocation.strategy
 
-        seen = (
-            allocation.path,
-            strategy.name,
-            _names(candidates),
-            _names(filtered),
-            _names(eligible),
-        )
+        seen = (allocation.path, strategy.name, candidates, filtered, eligible)
 
         if not strategy.routes:
             if keep_current:

@@ -9,8 +9,6 @@ twice. Hashing the hub too makes the drained devices of two hubs independent sam
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import mmh3
 
 from allocation.candidates import Candidate
@@ -33,5 +31,7 @@ def is_drained(registration_id: str, hub: Candidate) -> bool:
     return drain_bucket(registration_id, hub.key) < percent * _PER_PERCENT
 
 
-def undrained(registration_id: str, candidates: Sequence[Candidate]) -> tuple[Candidate, ...]:
+def undrained(registration_id: str, candidates: tuple[Candidate, ...]) -> tuple[Candidate, ...]:
+    if not any(c.settings.drain for c in candidates):
+        return candidates
     return tuple(c for c in candidates if not is_drained(registration_id, c))

@@ -27,6 +27,8 @@ from pydantic import (
 
 from allocation import strategies
 from allocation.candidates import (
+    Candidate,
+    CandidateCache,
     HubFilter,
     HubSelector,
     HubSettings,
@@ -72,6 +74,14 @@ class Policy:
     sticky: bool
     fingerprint: str  # identifies the policy's content without revealing it
     strategies: frozenset[str]  # every strategy name the policy uses
+    _candidates: CandidateCache = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_candidates", CandidateCache(self.hubs))
+
+    def candidates(self, linked_hubs: tuple[str, ...]) -> tuple[Candidate, ...]:
+        """The request's linked hubs as candidates, with this policy's settings for each."""
+        return self._candidates(linked_hubs)
 
     def allocation_for(self, enrollment_id: str) -> tuple[str, Allocation]:
         """The allocation for an enrollment, and how the trace names the choice."""

@@ -148,13 +148,20 @@ def parse_request(body: bytes) -> AllocationRequest:
         return AllocationRequest.model_validate(document)
     except ValidationError as error:
         problems = [
-            Problem(format_path(tuple(detail["loc"])), detail["msg"])
+            Problem(format_path(tuple(detail["loc"])), _reworded(detail["type"], detail["msg"]))
             for detail in error.errors(include_url=False, include_input=False)
         ]
         raise InvalidRequest(
             "the body is not a DPS allocation request: " + "; ".join(map(str, problems[:5])),
             problems,
         ) from None
+
+
+def _reworded(error_type: str, message: str) -> str:
+    # Host names are the only patterned or length-limited strings of the contract.
+    if error_type in ("string_pattern_mismatch", "string_too_long"):
+        return "must be an IoT hub host name such as 'my-hub.azure-devices.net'"
+    return message
 
 
 def _reject_constant(name: str) -> Any:
@@ -240,7 +247,7 @@ def _log_decision(context: RequestContext, decision: Decision, started: float) -
             "registrationId": context.registration_id,
             "enrollment": context.enrollment_id,
             "path": decision.path,
-            "candidates": len(last.eligible),
+            "candidates": len(last.after_drain),
             "hub": decision.hub.name,
             "reprovision": context.reprovision,
             "currentHub": context.current_hub,

@@ -61,10 +61,8 @@ class Plugin:
             ) from error
         if isinstance(answer, Deny):
             return answer
-        if isinstance(answer, Candidate) and answer in candidates:
-            return Pick(answer, {"plugin": self.name})
-        if isinstance(answer, str):
-            wanted = host_key(answer)
+        if isinstance(answer, (Candidate, str)):
+            wanted = answer.key if isinstance(answer, Candidate) else host_key(answer)
             for hub in candidates:
                 if hub.key == wanted:
                     return Pick(hub, {"plugin": self.name})
