@@ -73,7 +73,7 @@ def lookup(document: Any, dotted_path: str) -> Any:
             if part not in value:
                 return MISSING
             value = value[part]
-        elif isinstance(value, list) and part.isdigit():
+        elif isinstance(value, list) and part.isascii() and part.isdigit():
             index = int(part)
             if index >= len(value):
                 return MISSING

@@ -40,7 +40,7 @@ from allocation.errors import PolicyError, Problem
 from allocation.hostnames import host_key, is_host_name
 from allocation.options import problems_from
 from allocation.paths import JsonPath, format_path
-from allocation.strategies.base import Strategy
+from allocation.strategies.base import NestedAllocationInvalid, Strategy
 from allocation.strategies.plugins import ENTRY_POINT_GROUP
 from allocation.templates import JsonTemplate, compile_json
 
@@ -193,14 +193,14 @@ class _Compiler:
             compiled = self.allocation(value, nested_at, here)
             if compiled is None:
                 # Its problems are recorded already; the policy as a whole is rejected.
-                raise _NestedFailed
+                raise NestedAllocationInvalid
             return compiled
 
         try:
             return builder(options, at, nested)
         except PolicyError as error:
             self.problems.extend(error.problems)
-        except _NestedFailed:
+        except NestedAllocationInvalid:
             pass
         return None
 
@@ -268,10 +268,6 @@ class _Compiler:
 
     def _problem(self, at: JsonPath, message: str) -> None:
         self.problems.append(Problem(format_path(at), message))
-
-
-class _NestedFailed(Exception):
-    pass
 
 
 def _selector(item: Any) -> HubSelector | None:

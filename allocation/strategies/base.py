@@ -66,6 +66,14 @@ class Strategy(Protocol):
 CompileNested = Callable[[Any, JsonPath], "Allocation"]
 
 
+class NestedAllocationInvalid(Exception):
+    """Raised by CompileNested for a nested allocation with problems.
+
+    The problems are already recorded by the policy compiler: a strategy may catch this to go
+    on checking its other options (so one load reports everything), then let it propagate.
+    """
+
+
 class StrategyBuilder(Protocol):
     def __call__(
         self, options: Mapping[str, Any], at: JsonPath, nested: CompileNested

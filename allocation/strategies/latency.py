@@ -74,7 +74,13 @@ from allocation.geo import Position
 from allocation.hostnames import host_key
 from allocation.options import Options, parse_options
 from allocation.paths import JsonPath, format_path
-from allocation.strategies.base import CompileNested, Delegate, Outcome, Pick
+from allocation.strategies.base import (
+    CompileNested,
+    Delegate,
+    NestedAllocationInvalid,
+    Outcome,
+    Pick,
+)
 
 if TYPE_CHECKING:
     from allocation.policy import Allocation
@@ -296,7 +302,7 @@ def build(options: Mapping[str, Any], at: JsonPath, nested: CompileNested) -> La
 
     try:
         fallback = nested(options.get("fallback", {"strategy": "weighted"}), (*at, "fallback"))
-    except Exception:
+    except NestedAllocationInvalid:
         # The fallback's own problems are recorded already; add ours, so one load names all.
         if problems:
             raise PolicyError(problems) from None
