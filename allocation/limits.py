@@ -13,5 +13,16 @@ MAX_JSON_DEPTH: Final = 32
 # caller the same.
 RETRY_AFTER_SECONDS: Final = 10
 
-# How often a failed policy load is tried again, at most.
-POLICY_RETRY_SECONDS: Final = 5.0
+# How often, at most, a policy file is checked for changes and a failed load is tried again.
+POLICY_CHECK_SECONDS: Final = 5.0
+
+# The longest a plug-in strategy may take to choose; past it the request gets a 503.
+PLUGIN_TIMEOUT_SECONDS: Final = 2.0
+
+# Object keys in a device's payload, counted at every level. 10,000 is far beyond any real
+# payload and still fits the body limit.
+MAX_PAYLOAD_KEYS: Final = 10_000
+
+# A rendered initial twin, or payload, as JSON: IoT Hub keeps twin tags and desired properties
+# to 32 KB each, and DPS passes the payload inside its own 96 KB message.
+MAX_RENDERED_BYTES: Final = 32 * 1024

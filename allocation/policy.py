@@ -38,6 +38,7 @@ from allocation.candidates import (
 )
 from allocation.errors import PolicyError, Problem
 from allocation.hostnames import host_key, is_host_name
+from allocation.limits import MAX_RENDERED_BYTES
 from allocation.options import problems_from
 from allocation.paths import JsonPath, format_path
 from allocation.strategies.base import NestedAllocationInvalid, Strategy
@@ -259,6 +260,10 @@ class _Compiler:
 
     def _template(self, raw: Mapping[str, Any] | None, at: JsonPath) -> JsonTemplate | None:
         if raw is None:
+            return None
+        size = len(json.dumps(raw, separators=(",", ":"), ensure_ascii=False))
+        if size > MAX_RENDERED_BYTES:
+            self._problem(at, f"is {size} bytes as JSON; at most {MAX_RENDERED_BYTES}")
             return None
         try:
             return compile_json(raw, at)

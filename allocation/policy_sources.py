@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from allocation.errors import PolicyError, PolicyUnavailable
-from allocation.limits import POLICY_RETRY_SECONDS
+from allocation.limits import POLICY_CHECK_SECONDS
 from allocation.policy import Policy, default_policy, parse_policy
 
 POLICY_SETTING: Final = "ALLOCATION_POLICY"
@@ -29,11 +29,24 @@ APP_ROOT: Final = Path(__file__).resolve().parent.parent
 SourceKind = Literal["setting", "file", "default"]
 
 
+FileSignature = tuple[int, int, int]
+
+
 @dataclass(frozen=True)
 class LoadedPolicy:
     policy: Policy
     source: SourceKind
-    location: str | None  # the file's path for a file source; never the policy text
+    location: str | None = None  # the file's path for a file source; never the policy text
+    # The file as it was just before it was read: a different one means the file changed.
+    signature: FileSignature | None = None
+
+
+def file_signature(path: str | Path) -> FileSignature | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return (status.st_mtime_ns, status.st_size, status.st_ino)
 
 
 def load_policy(environ: Mapping[str, str] | None = None) -> LoadedPolicy:
@@ -47,6 +60,7 @@ def load_policy(environ: Mapping[str, str] | None = None) -> LoadedPolicy:
         path = Path(file_name)
         if not path.is_absolute():
             path = APP_ROOT / path
+        signature = file_signature(path)
         try:
             file_text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
@@ -54,7 +68,8 @@ def load_policy(environ: Mapping[str, str] | None = None) -> LoadedPolicy:
             raise PolicyUnavailable(
                 f"cannot read the policy file {path} ({POLICY_FILE_SETTING}): {reason}"
             ) from None
-        return LoadedPolicy(_parse(file_text, f"policy file {path}"), "file", str(path))
+        policy = _parse(file_text, f"policy file {path}")
+        return LoadedPolicy(policy, "file", str(path), signature)
     return LoadedPolicy(default_policy(), "default", None)
 
 
@@ -66,40 +81,57 @@ def _parse(text: str, origin: str) -> Policy:
 
 
 class PolicyCache:
-    """The policy of this process: loaded once; a failed load is tried again at most every
-    few seconds, so fixing a file doesn't need a restart and a broken one costs no I/O per
-    request."""
+    """The policy of this process.
+
+    Loaded on first use. A policy from a file is checked for changes at most every
+    ``interval`` seconds (a stat, never a read per request): a changed file is loaded again, and
+    a deleted, unreadable, half-written or invalid one answers 503 until it is valid again, with
+    no restart. A failed load is tried again at most every ``interval`` seconds. A policy from
+    the app setting or the built-in default cannot change while the process runs (in Azure,
+    changing an app setting restarts the function app).
+    """
 
     def __init__(
         self,
         loader: Callable[[], LoadedPolicy] = load_policy,
-        retry_seconds: float = POLICY_RETRY_SECONDS,
+        interval: float = POLICY_CHECK_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._loader = loader
-        self._retry_seconds = retry_seconds
+        self._interval = interval
         self._clock = clock
         self._lock = threading.Lock()
         self._loaded: LoadedPolicy | None = None
+        self._checked_at = 0.0
         self._failure: str | None = None
         self._failed_at = 0.0
 
     def get(self) -> LoadedPolicy:
         loaded = self._loaded
-        if loaded is not None:
+        if loaded is not None and self._fresh(loaded, self._clock()):
             return loaded
         with self._lock:
-            if self._loaded is not None:
-                return self._loaded
-            if self._failure is not None and self._clock() - self._failed_at < self._retry_seconds:
+            now = self._clock()
+            loaded = self._loaded
+            if loaded is not None:
+                if self._fresh(loaded, now):
+                    return loaded
+                if file_signature(loaded.location or "") == loaded.signature:
+                    self._checked_at = now
+                    return loaded
+                self._loaded = None
+            elif self._failure is not None and now - self._failed_at < self._interval:
                 raise PolicyUnavailable(self._failure)
             try:
-                self._loaded = self._loader()
+                loaded = self._loader()
             except PolicyUnavailable as error:
-                self._failure, self._failed_at = error.message, self._clock()
+                self._failure, self._failed_at = error.message, now
                 raise
-            self._failure = None
-            return self._loaded
+            self._loaded, self._checked_at, self._failure = loaded, now, None
+            return loaded
+
+    def _fresh(self, loaded: LoadedPolicy, now: float) -> bool:
+        return loaded.location is None or now - self._checked_at < self._interval
 
     @property
     def attempted(self) -> bool:
@@ -113,4 +145,15 @@ class PolicyCache:
             self._failure = None
 
 
-policy_cache: Final = PolicyCache()
+CHECK_SETTING: Final = "ALLOCATION_POLICY_CHECK_SECONDS"
+
+
+def _check_interval() -> float:
+    try:
+        seconds = float(os.environ.get(CHECK_SETTING, POLICY_CHECK_SECONDS))
+    except ValueError:
+        return POLICY_CHECK_SECONDS
+    return seconds if 0 < seconds < 3600 else POLICY_CHECK_SECONDS
+
+
+policy_cache: Final = PolicyCache(interval=_check_interval())

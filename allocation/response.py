@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from allocation.context import MISSING, RequestContext
 from allocation.decision import Decision
+from allocation.errors import InvalidRequest, Problem
 from allocation.hostnames import host_key
+from allocation.limits import MAX_RENDERED_BYTES
+from allocation.templates import JsonTemplate, Resolve
 
 
 def twin_applies(context: RequestContext, hub_name: str) -> bool:
@@ -37,7 +41,21 @@ def render_response(decision: Decision, context: RequestContext) -> dict[str, An
     response: dict[str, Any] = {"iotHubHostName": hub.name}
     allocation = decision.allocation
     if allocation.initial_twin is not None and twin_applies(context, hub.name):
-        response["initialTwin"] = allocation.initial_twin.render(resolve)
+        response["initialTwin"] = _bounded(allocation.initial_twin, resolve, "initialTwin")
     if allocation.payload is not None:
-        response["payload"] = allocation.payload.render(resolve)
+        response["payload"] = _bounded(allocation.payload, resolve, "payload")
     return response
+
+
+def _bounded(template: JsonTemplate, resolve: Resolve, name: str) -> Any:
+    rendered = template.render(resolve)
+    if template.has_fields:
+        # Only templates can grow: the policy's own text was checked when it loaded.
+        size = len(json.dumps(rendered, separators=(",", ":"), ensure_ascii=False))
+        if size > MAX_RENDERED_BYTES:
+            raise InvalidRequest(
+                f"with this device's values the {name} would be {size} bytes, over the "
+                f"{MAX_RENDERED_BYTES}-byte limit",
+                [Problem("deviceRuntimeContext.payload", f"values too large for the {name}")],
+            )
+    return rendered

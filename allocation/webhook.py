@@ -30,7 +30,12 @@ from allocation.errors import (
     RequestTooLarge,
     StrategyFailed,
 )
-from allocation.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, RETRY_AFTER_SECONDS
+from allocation.limits import (
+    MAX_BODY_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_PAYLOAD_KEYS,
+    RETRY_AFTER_SECONDS,
+)
 from allocation.paths import format_path
 from allocation.policy import Policy
 from allocation.policy_sources import LoadedPolicy, policy_cache
@@ -145,7 +150,7 @@ def parse_request(body: bytes) -> AllocationRequest:
     if not isinstance(document, dict):
         raise InvalidRequest(f"the body must be a JSON object, not {_json_type(document)}")
     try:
-        return AllocationRequest.model_validate(document)
+        request = AllocationRequest.model_validate(document)
     except ValidationError as error:
         problems = [
             Problem(format_path(tuple(detail["loc"])), _reworded(detail["type"], detail["msg"]))
@@ -155,6 +160,28 @@ def parse_request(body: bytes) -> AllocationRequest:
             "the body is not a DPS allocation request: " + "; ".join(map(str, problems[:5])),
             problems,
         ) from None
+    keys = count_keys(request.device_runtime_context.payload)
+    if keys > MAX_PAYLOAD_KEYS:
+        raise InvalidRequest(
+            f"the payload has {keys} object keys; at most {MAX_PAYLOAD_KEYS} are accepted",
+            [Problem("deviceRuntimeContext.payload", f"more than {MAX_PAYLOAD_KEYS} keys")],
+        )
+    return request
+
+
+def count_keys(value: Any) -> int:
+    """Object keys in a JSON value, at every level (without recursion: depth is bounded, but
+    a loop is as clear)."""
+    count = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            count += len(item)
+            pending.extend(v for v in item.values() if isinstance(v, (dict, list)))
+        elif isinstance(item, list):
+            pending.extend(v for v in item if isinstance(v, (dict, list)))
+    return count
 
 
 def _reworded(error_type: str, message: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -69,3 +70,16 @@ class NoChoose:
 
 
 NOT_CALLABLE = "a string"
+
+
+class Hangs:
+    """Waits on a lookup that never answers (released by the test when it is done)."""
+
+    release = threading.Event()
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        pass
+
+    def choose(self, context: RequestContext, candidates: Sequence[Candidate]) -> Candidate:
+        self.release.wait(30)
+        return candidates[0]

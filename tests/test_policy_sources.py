@@ -94,7 +94,7 @@ def test_the_policy_is_loaded_once_and_lazily() -> None:
 def test_a_failed_load_is_retried_only_after_the_retry_interval() -> None:
     now = [100.0]
     loader = CountingLoader(["file is half-written", None])
-    cache = PolicyCache(loader, retry_seconds=5, clock=lambda: now[0])
+    cache = PolicyCache(loader, interval=5, clock=lambda: now[0])
 
     with pytest.raises(PolicyUnavailable, match="half-written"):
         cache.get()

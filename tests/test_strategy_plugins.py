@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +112,20 @@ def test_a_plugin_registered_as_an_entry_point_is_found_by_name(
 
     assert response.status == 200
     assert response.body["iotHubHostName"] == B
+
+
+def test_a_plugin_that_hangs_gets_503_within_its_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    from allocation.strategies import plugins
+    from tests.plugin_strategies import Hangs
+
+    monkeypatch.setattr(plugins, "TIMEOUT_SECONDS", 0.2)
+    Hangs.release.clear()
+    try:
+        started = time.perf_counter()
+        response = allocate(f"{MODULE}:Hangs", make_request(linked_hubs=[A, B]))
+        elapsed = time.perf_counter() - started
+    finally:
+        Hangs.release.set()
+    assert response.status == 503
+    assert "did not answer within 0.2 s" in response.body["message"]
+    assert elapsed < 5

@@ -18,12 +18,16 @@ are the hubs it may choose from, in ``linkedHubs`` order, after filters and drai
 ``name``, ``weight``, ``region`` and ``settings.tags``. It returns one of the candidates (or its
 host name), or ``Deny("reason")`` (allocation.strategies.base.Deny) to refuse the device.
 
-A plug-in can never place a device wrongly: when it raises, or answers anything other than a
-candidate or a denial, the request gets a 503 (DPS retries) and the log names the plug-in.
+A plug-in can never place a device wrongly: when it raises, takes longer than
+``PLUGIN_TIMEOUT_SECONDS`` (allocation.limits), or answers anything other than a candidate or a
+denial, the request gets a 503 (DPS retries) and the log names the plug-in. ``choose`` runs on a
+worker thread: it must be thread-safe.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import importlib
 import importlib.metadata
 from collections.abc import Callable, Mapping, Sequence
@@ -34,10 +38,12 @@ from allocation.candidates import Candidate
 from allocation.context import RequestContext
 from allocation.errors import PolicyError, Problem, StrategyFailed
 from allocation.hostnames import host_key
+from allocation.limits import PLUGIN_TIMEOUT_SECONDS
 from allocation.paths import JsonPath, format_path
 from allocation.strategies.base import CompileNested, Deny, Outcome, Pick, StrategyBuilder
 
 ENTRY_POINT_GROUP: Final = "dps_allocation.strategies"
+TIMEOUT_SECONDS = PLUGIN_TIMEOUT_SECONDS
 
 
 class PluginChooser(Protocol):
@@ -53,8 +59,16 @@ class Plugin:
     routes: bool = False
 
     def choose(self, context: RequestContext, candidates: Sequence[Candidate]) -> Outcome:
+        # On a worker thread, so a plug-in that hangs costs this request a 503, not the host a
+        # worker. A hung call keeps its thread; the pool's bound keeps that from growing.
+        call = _pool().submit(self.chooser.choose, context, tuple(candidates))
         try:
-            answer = self.chooser.choose(context, tuple(candidates))
+            answer = call.result(timeout=TIMEOUT_SECONDS)
+        except concurrent.futures.TimeoutError:
+            call.cancel()
+            raise StrategyFailed(
+                self.name, f"plug-in '{self.name}' did not answer within {TIMEOUT_SECONDS:g} s"
+            ) from None
         except Exception as error:
             raise StrategyFailed(
                 self.name, f"plug-in '{self.name}' raised {type(error).__name__}"
@@ -71,6 +85,11 @@ class Plugin:
             f"plug-in '{self.name}' answered {_describe(answer)}, which is not one of its "
             f"{len(candidates)} candidate hubs",
         )
+
+
+@functools.cache
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="plugin")
 
 
 def _describe(answer: Any) -> str:
