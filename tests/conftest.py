@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -113,3 +116,39 @@ def call_function(name: str, body: bytes = b"", method: str = "POST") -> func.Ht
     )
     response: func.HttpResponse = function(name).get_user_function()(request)
     return response
+
+
+# -- the command line ----------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m allocation ARGS`` at the repository root.
+
+    The policy settings are set (empty unless ``env`` says otherwise) so that a developer's
+    local.settings.json, which the commands read, never changes what a test sees.
+    """
+    environment = {**os.environ, POLICY_SETTING: "", POLICY_FILE_SETTING: "", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "allocation", *args],
+        cwd=ROOT,
+        env=environment,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def assert_no_traceback(result: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in result.stderr, result.stderr
+
+
+def write_policy(directory: Path, policy: Any, name: str = "policy.json") -> Path:
+    path = directory / name
+    path.write_text(policy if isinstance(policy, str) else json.dumps(policy), encoding="utf-8")
+    return path

@@ -1,0 +1,156 @@
+"""The local host: the function app's routes as a plain ASGI application.
+
+It answers like the Azure Functions host in front of ``function_app.py``: ``POST /api/allocate``
+behind a function key (``?code=<key>`` or the ``x-functions-key`` header; wrong or missing: 401)
+and ``GET /api/health``, anonymous. Both call the same core entry points as the Function.
+Served by ``python -m allocation serve``; this module imports no server.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from typing import Any, Final
+from urllib.parse import parse_qs
+
+from allocation import openapi, webhook
+from allocation.limits import MAX_BODY_BYTES
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+KEY_HEADER: Final = b"x-functions-key"
+
+access_log = logging.getLogger("allocation.access")
+
+_CODE_IN_QUERY = re.compile(r"(?i)((?:^|&)code=)[^&]*")
+
+
+def redact_query(query: str) -> str:
+    """The query string with any function key replaced: keys never reach a log."""
+    return _CODE_IN_QUERY.sub(r"\1***", query)
+
+
+class LocalHost:
+    def __init__(self, keys: Iterable[str] = ()) -> None:
+        self.keys = tuple(key.encode() for key in keys if key)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        status = await self._route(scope, receive, send)
+        _log_access(scope, status, started)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> int:
+        path, method = scope["path"], scope["method"]
+        if path == "/api/allocate":
+            if method != "POST":
+                return await _method_not_allowed(send, "POST")
+            if not self._authorised(scope):
+                return await _json(
+                    send,
+                    401,
+                    {"error": "unauthorized", "message": "a valid function key is required: "
+                     "?code=<key> or the x-functions-key header"},
+                )  # fmt: skip
+            body = await _read_body(receive, MAX_BODY_BYTES)
+            if body is None:
+                return await _respond(send, webhook.handle(b"x" * (MAX_BODY_BYTES + 1)))
+            return await _respond(send, webhook.handle(body))
+        if path == "/api/health":
+            if method != "GET":
+                return await _method_not_allowed(send, "GET")
+            return await _respond(send, webhook.health())
+        if path == "/api/openapi.json":
+            if method != "GET":
+                return await _method_not_allowed(send, "GET")
+            return await _send(send, 200, openapi.document_bytes(), webhook.JSON_HEADERS)
+        return await _json(send, 404, {"error": "not_found", "message": f"no route {path}"})
+
+    def _authorised(self, scope: Scope) -> bool:
+        if not self.keys:
+            return True
+        offered = dict(scope["headers"]).get(KEY_HEADER)
+        if offered is None:
+            codes = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("code")
+            offered = codes[0].encode("latin-1") if codes else None
+        if offered is None:
+            return False
+        # Compare with every key, in constant time, so timing tells nothing about any key.
+        matches = [hmac.compare_digest(offered, key) for key in self.keys]
+        return any(matches)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body, or None as soon as it passes ``limit`` (nothing more is buffered)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _respond(send: Send, response: webhook.WebhookResponse) -> int:
+    return await _send(send, response.status, response.body_bytes(), response.headers)
+
+
+async def _json(
+    send: Send, status: int, body: dict[str, Any], headers: Mapping[str, str] | None = None
+) -> int:
+    data = json.dumps(body, separators=(",", ":")).encode()
+    return await _send(send, status, data, headers or webhook.JSON_HEADERS)
+
+
+async def _method_not_allowed(send: Send, allowed: str) -> int:
+    return await _json(
+        send,
+        405,
+        {"error": "method_not_allowed", "message": f"use {allowed}"},
+        {**webhook.JSON_HEADERS, "Allow": allowed},
+    )
+
+
+async def _send(send: Send, status: int, body: bytes, headers: Mapping[str, str]) -> int:
+    raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    raw_headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
+    return status
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def _log_access(scope: Scope, status: int, started: float) -> None:
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    query = scope.get("query_string", b"").decode("latin-1")
+    target = scope["path"] + (f"?{redact_query(query)}" if query else "")
+    client = scope.get("client") or ("-", 0)
+    elapsed = (time.perf_counter() - started) * 1000
+    access_log.info('%s "%s %s" %d %.2fms', client[0], scope["method"], target, status, elapsed)
