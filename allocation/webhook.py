@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from pydantic import ValidationError
-
 from allocation.context import RequestContext, context_from_request
-from allocation.contract import AllocationRequest
 from allocation.decision import Decision, decide
 from allocation.errors import (
     AllocationError,
@@ -26,19 +22,16 @@ from allocation.errors import (
     InvalidRequest,
     NoEligibleHub,
     PolicyUnavailable,
-    Problem,
     RequestTooLarge,
     StrategyFailed,
 )
 from allocation.limits import (
     MAX_BODY_BYTES,
-    MAX_JSON_DEPTH,
-    MAX_PAYLOAD_KEYS,
     RETRY_AFTER_SECONDS,
 )
-from allocation.paths import format_path
 from allocation.policy import Policy
 from allocation.policy_sources import LoadedPolicy, policy_cache
+from allocation.requests import parse_request
 from allocation.response import render_response
 
 logger = logging.getLogger("allocation")
@@ -53,6 +46,10 @@ STATUS: Final[dict[type[AllocationError], int]] = {
 
 JSON_HEADERS: Final = {"Content-Type": "application/json"}
 
+# One encoder, made once: json.dumps with options builds a new one per call. ASCII escapes keep
+# a device's lone surrogates from breaking UTF-8, in answers and log lines alike.
+COMPACT_JSON: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+
 
 @dataclass(frozen=True)
 class WebhookResponse:
@@ -64,7 +61,7 @@ class WebhookResponse:
 
     def body_bytes(self) -> bytes:
         # ASCII escapes keep a device's lone surrogates from breaking the UTF-8 encoding.
-        return json.dumps(self.body, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+        return COMPACT_JSON.encode(self.body).encode("ascii")
 
 
 def handle(body: bytes, policy: Policy | None = None) -> WebhookResponse:
@@ -138,128 +135,6 @@ def health(loaded: LoadedPolicy | None = None) -> WebhookResponse:
     )
 
 
-# -- parsing ---------------------------------------------------------------------------------
-
-
-def parse_request(body: bytes) -> AllocationRequest:
-    if len(body) > MAX_BODY_BYTES:
-        raise RequestTooLarge(
-            f"the body is {len(body)} bytes; an allocation request is at most {MAX_BODY_BYTES}"
-        )
-    document = parse_json(body)
-    if not isinstance(document, dict):
-        raise InvalidRequest(f"the body must be a JSON object, not {_json_type(document)}")
-    try:
-        request = AllocationRequest.model_validate(document)
-    except ValidationError as error:
-        problems = [
-            Problem(format_path(tuple(detail["loc"])), _reworded(detail["type"], detail["msg"]))
-            for detail in error.errors(include_url=False, include_input=False)
-        ]
-        raise InvalidRequest(
-            "the body is not a DPS allocation request: " + "; ".join(map(str, problems[:5])),
-            problems,
-        ) from None
-    keys = count_keys(request.device_runtime_context.payload)
-    if keys > MAX_PAYLOAD_KEYS:
-        raise InvalidRequest(
-            f"the payload has {keys} object keys; at most {MAX_PAYLOAD_KEYS} are accepted",
-            [Problem("deviceRuntimeContext.payload", f"more than {MAX_PAYLOAD_KEYS} keys")],
-        )
-    return request
-
-
-def count_keys(value: Any) -> int:
-    """Object keys in a JSON value, at every level (without recursion: depth is bounded, but
-    a loop is as clear)."""
-    count = 0
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, dict):
-            count += len(item)
-            pending.extend(v for v in item.values() if isinstance(v, (dict, list)))
-        elif isinstance(item, list):
-            pending.extend(v for v in item if isinstance(v, (dict, list)))
-    return count
-
-
-def _reworded(error_type: str, message: str) -> str:
-    # Host names are the only patterned or length-limited strings of the contract.
-    if error_type in ("string_pattern_mismatch", "string_too_long"):
-        return "must be an IoT hub host name such as 'my-hub.azure-devices.net'"
-    return message
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
-
-
-def _keep_finite(text: str) -> Any:
-    # A number beyond the double range stays as its text rather than becoming infinity, which
-    # has no JSON form.
-    value = float(text)
-    return value if math.isfinite(value) else text
-
-
-def parse_json(body: bytes) -> Any:
-    try:
-        text = body.decode("utf-8-sig")  # a leading BOM, as some editors save files, is harmless
-    except UnicodeDecodeError as error:
-        raise InvalidRequest(
-            f"the body is not UTF-8 text: {error.reason} at byte {error.start}"
-        ) from None
-    if depth_exceeds(text, MAX_JSON_DEPTH):
-        raise InvalidRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
-    try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_keep_finite)
-    except json.JSONDecodeError as error:
-        raise InvalidRequest(
-            f"the body is not JSON: {error.msg} at line {error.lineno}, column {error.colno}"
-        ) from None
-    except ValueError as error:  # NaN/Infinity, or an integer of more than 4300 digits
-        raise InvalidRequest(f"the body is not JSON: {error}") from None
-
-
-def depth_exceeds(text: str, limit: int) -> bool:
-    """Whether brackets outside strings nest deeper than ``limit``: checked before parsing, so
-    no body can make the parser recurse deeply."""
-    if text.count("[") + text.count("{") <= limit:
-        return False
-    depth = 0
-    in_string = False
-    escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif char in "]}":
-            depth -= 1
-    return False
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if value is None:
-        return "null"
-    return "a number"
-
-
 # -- logging: one line per decision ------------------------------------------------------------
 
 
@@ -309,8 +184,10 @@ def _log_refusal(context: RequestContext | None, error: AllocationError, started
 
 def _log(level: int, record: dict[str, Any]) -> None:
     # One JSON object per line: App Insights, `func start` and the local host all keep it whole,
-    # and JSON escaping keeps device-controlled strings from forging log lines.
-    logger.log(level, json.dumps(record, separators=(",", ":"), ensure_ascii=True))
+    # and JSON escaping keeps device-controlled strings from forging log lines. The record is
+    # made directly: logger.log() would also walk the stack to find its caller, on every request.
+    line = COMPACT_JSON.encode(record)
+    logger.handle(logger.makeRecord(logger.name, level, __file__, 0, line, (), None))
 
 
 def _elapsed_ms(started: float) -> float:

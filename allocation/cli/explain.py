@@ -29,8 +29,9 @@ from allocation.errors import AllocationError
 from allocation.hostnames import host_key
 from allocation.policy import Policy
 from allocation.policy_sources import LoadedPolicy
+from allocation.requests import parse_request
 from allocation.response import twin_applies
-from allocation.webhook import WebhookResponse, handle, logger, parse_request
+from allocation.webhook import WebhookResponse, handle, logger
 
 
 def register(subcommands: Any) -> None:

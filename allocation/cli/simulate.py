@@ -44,7 +44,7 @@ from allocation.errors import AllocationError
 from allocation.hostnames import host_key, is_host_name
 from allocation.policy import Policy
 from allocation.policy_sources import LoadedPolicy
-from allocation.webhook import parse_request
+from allocation.requests import parse_request
 
 DEFAULT_ENROLLMENT: Final = "simulated"
 
