@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -306,3 +307,22 @@ def test_a_defect_is_a_json_500_that_dps_retries(
     assert response.status == 500
     assert json.loads(response.body_bytes())["error"] == "internal_error"
     assert "dev-9" in caplog.text and "ZeroDivisionError" in caplog.text
+
+
+def test_no_key_material_reaches_the_decision_trace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from allocation.cli import main
+
+    request = make_request()
+    request["deviceRuntimeContext"].update(KEY_MATERIAL)
+    request["enrollmentGroup"]["attestation"] = {"type": "symmetricKey", **KEY_MATERIAL}
+    path = tmp_path / "request.json"
+    path.write_bytes(encode(request))
+
+    assert main(["explain", str(path), "--json"]) == 0
+    assert main(["explain", str(path)]) == 0
+
+    printed = capsys.readouterr()
+    for secret in ("cHJpbWFyeS1rZXkt", "c2Vjb25k", "AToAAQALAAMA", "BEGIN CERTIFICATE"):
+        assert secret not in printed.out + printed.err
