@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from allocation.hostnames import HOST_NAME_PATTERN
+from allocation.limits import MAX_LINKED_HUBS
 
 # The pattern of allocation.hostnames, checked by pydantic-core's own regex engine (no Python
 # call per hub); webhook.py rewords its error message.
@@ -88,7 +89,7 @@ class AllocationRequest(_Model):
     enrollment_group: EnrollmentGroup | None = None
     individual_enrollment: IndividualEnrollment | None = None
     device_runtime_context: DeviceRuntimeContext
-    linked_hubs: list[HostName] = Field(min_length=1)
+    linked_hubs: list[HostName] = Field(min_length=1, max_length=MAX_LINKED_HUBS)
 
     @model_validator(mode="after")
     def _one_enrollment(self) -> AllocationRequest:

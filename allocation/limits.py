@@ -19,6 +19,10 @@ POLICY_CHECK_SECONDS: Final = 5.0
 # The longest a plug-in strategy may take to choose; past it the request gets a 503.
 PLUGIN_TIMEOUT_SECONDS: Final = 2.0
 
+# Hubs in linkedHubs. DPS links at most 50 hubs to an instance; the bound keeps the hashing
+# work of one request (hubs x key length) small whatever a caller sends.
+MAX_LINKED_HUBS: Final = 256
+
 # Object keys in a device's payload, counted at every level. 10,000 is far beyond any real
 # payload and still fits the body limit.
 MAX_PAYLOAD_KEYS: Final = 10_000

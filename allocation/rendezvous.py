@@ -38,7 +38,8 @@ HubT = TypeVar("HubT", bound=Candidate)
 
 
 def encode_key(key: str) -> bytes:
-    # surrogatepass: a registration ID is device-controlled and may hold a lone surrogate.
+    # surrogatepass: the webhook refuses lone surrogates, but a context built another way (a
+    # simulation, a plug-in's own call) may still hold one; hashing must not fail on it.
     return key.encode("utf-8", "surrogatepass")
 
 

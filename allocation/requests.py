@@ -1,8 +1,9 @@
 """Request bytes to the contract model: parse, validate, and enforce the documented limits.
 
-pydantic-core parses and validates the body in one pass (its own JSON parser, no Python objects
-in between). Before it, the body's size and nesting are checked on the raw bytes, so no body can
-make a parser work hard; after it, the device payload's size in keys and its numbers.
+pydantic-core's JSON parser reads the body (refusing NaN and Infinity anywhere, which are not
+JSON), then the contract model validates it. Before that, the body's size and nesting are
+checked on the raw bytes, so no body can make a parser work hard; after it, the device
+payload's size in keys and its numbers.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
+import pydantic_core
 from pydantic import ValidationError
 
 from allocation.contract import AllocationRequest
@@ -33,7 +35,14 @@ def parse_request(body: bytes) -> AllocationRequest:
     if depth_exceeds(body, MAX_JSON_DEPTH):
         raise InvalidRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
-        request = AllocationRequest.model_validate_json(body)
+        document = pydantic_core.from_json(body, allow_inf_nan=False)
+    except ValueError as error:
+        reason = str(error)
+        if "escape" in reason:
+            reason += " (JSON strings must be Unicode text: no lone surrogates)"
+        raise InvalidRequest(f"the body is not JSON: {reason}") from None
+    try:
+        request = AllocationRequest.model_validate(document)
     except ValidationError as error:
         raise _invalid(error) from None
     _check_payload(request.device_runtime_context.payload)
@@ -43,9 +52,6 @@ def parse_request(body: bytes) -> AllocationRequest:
 def _invalid(error: ValidationError) -> InvalidRequest:
     details = error.errors(include_url=False)
     first = details[0]
-    if first["type"] == "json_invalid":
-        reason = first["msg"].removeprefix("Invalid JSON: ")
-        return InvalidRequest(f"the body is not JSON: {reason}")
     if first["type"] == "model_type" and not first["loc"]:
         return InvalidRequest(f"the body must be a JSON object, not {_json_type(first['input'])}")
     problems = [
@@ -108,9 +114,9 @@ def depth_exceeds(body: bytes, limit: int) -> bool:
 def _check_payload(payload: Any) -> None:
     """At most MAX_PAYLOAD_KEYS object keys, counted at every level, and only finite numbers.
 
-    The parser reads NaN and Infinity (not JSON) and numbers beyond the double range (JSON, but
-    with no value a double can hold) as non-finite floats, which no JSON answer or log line
-    could carry; such a payload is refused rather than silently changed.
+    The parser reads a number beyond the double range (JSON, but with no value a double can
+    hold, such as 1e400) as infinity, which no JSON answer or log line could carry; such a
+    payload is refused rather than silently changed.
     """
     keys = 0
     pending = [payload]

@@ -1,0 +1,1 @@
+"""Fuzzing the core entry point, ``allocation.webhook.handle``: see fuzz/README.md."""
