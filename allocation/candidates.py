@@ -35,9 +35,12 @@ class Candidate:
     name: str  # exactly as DPS sent it in linkedHubs: the response echoes this string
     settings: HubSettings = field(default=DEFAULT_SETTINGS)
     key: str = field(init=False, repr=False, compare=False)
+    # What rendezvous hashing puts before the key, encoded once rather than per request.
+    hash_prefix: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key", host_key(self.name))
+        object.__setattr__(self, "hash_prefix", self.key.encode("utf-8") + b"\n")
 
     @property
     def weight(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -114,13 +115,6 @@ def context_from_request(request: AllocationRequest) -> RequestContext:
         enrollment_id = request.individual_enrollment.registration_id
         enrollment_type = "individual"
     reprovision_policy = enrollment.reprovision_policy
-    seen: set[str] = set()
-    linked: list[str] = []
-    for hub in request.linked_hubs:
-        key = host_key(hub)
-        if key not in seen:
-            seen.add(key)
-            linked.append(hub)
     return RequestContext(
         registration_id=runtime.registration_id,
         enrollment_id=enrollment_id,
@@ -133,5 +127,19 @@ def context_from_request(request: AllocationRequest) -> RequestContext:
             reprovision_policy.update_hub_assignment if reprovision_policy else True
         ),
         migrate_device_data=reprovision_policy.migrate_device_data if reprovision_policy else True,
-        linked_hubs=tuple(linked),
+        linked_hubs=distinct_hubs(tuple(request.linked_hubs)),
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def distinct_hubs(linked_hubs: tuple[str, ...]) -> tuple[str, ...]:
+    """linkedHubs without duplicates (compared case-insensitively), in order. An enrollment's
+    list is the same on every request, so the answer is kept."""
+    seen: set[str] = set()
+    linked: list[str] = []
+    for hub in linked_hubs:
+        key = host_key(hub)
+        if key not in seen:
+            seen.add(key)
+            linked.append(hub)
+    return tuple(linked)

@@ -100,14 +100,20 @@ class AllocationRequest(_Model):
         return self
 
 
-class InitialTwin(_Model):
+# The answer is built as plain JSON on the request path; these models describe it (the OpenAPI
+# document, the tests) and are built only when first used, which keeps cold starts short.
+class _Answer(_Model):
+    model_config = ConfigDict(defer_build=True)
+
+
+class InitialTwin(_Answer):
     """Tags and desired properties only: DPS ignores anything else."""
 
     tags: dict[str, Any] | None = None
     properties: dict[str, Any] | None = None
 
 
-class AllocationResponse(_Model):
+class AllocationResponse(_Answer):
     iot_hub_host_name: StrictStr
     initial_twin: InitialTwin | None = None
     payload: dict[str, Any] | None = None

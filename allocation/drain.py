@@ -9,6 +9,8 @@ twice. Hashing the hub too makes the drained devices of two hubs independent sam
 
 from __future__ import annotations
 
+import functools
+
 import mmh3
 
 from allocation.candidates import Candidate
@@ -31,7 +33,13 @@ def is_drained(registration_id: str, hub: Candidate) -> bool:
     return drain_bucket(registration_id, hub.key) < percent * _PER_PERCENT
 
 
+@functools.lru_cache(maxsize=1024)
+def _any_drain(candidates: tuple[Candidate, ...]) -> bool:
+    # Candidates are made once per linkedHubs list (CandidateCache): the answer is kept.
+    return any(c.settings.drain for c in candidates)
+
+
 def undrained(registration_id: str, candidates: tuple[Candidate, ...]) -> tuple[Candidate, ...]:
-    if not any(c.settings.drain for c in candidates):
+    if not _any_drain(candidates):
         return candidates
     return tuple(c for c in candidates if not is_drained(registration_id, c))

@@ -55,11 +55,15 @@ def score(hub_key: str, weight: int, key: bytes) -> float:
 
 def choose(key: str, hubs: Sequence[HubT]) -> HubT:
     """The hub that ``key`` belongs to among ``hubs`` (which must not be empty)."""
+    # score() inlined, with each hub's encoded prefix: this loop runs for every hub of every
+    # request, and the arithmetic is exactly score()'s (the golden table checks it).
     data = encode_key(key)
+    hash64, log = mmh3.hash64, math.log
     best = hubs[0]
-    best_score = score(best.key, best.weight, data)
-    for hub in hubs[1:]:
-        candidate_score = score(hub.key, hub.weight, data)
+    best_score = -math.inf
+    for hub in hubs:
+        word = hash64(hub.hash_prefix + data, signed=False)[0]
+        candidate_score = -hub.settings.weight / log(((word >> 12) + 0.5) * _SCALE)
         if candidate_score > best_score or (candidate_score == best_score and hub.key < best.key):
             best, best_score = hub, candidate_score
     return best
