@@ -1,0 +1,85 @@
+"""The benchmarks still run: ``python -m benchmarks --quick``, as CI runs it.
+
+Benchmarks are not tests, so nothing here asserts a time: only that every expected figure was
+measured and divided by its floor.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+EXPECTED_RATIOS = {
+    "in-process.default": "in-process.default.floor",
+    "in-process.rules-50": "in-process.rules-50.floor",
+    "in-process.latency": "in-process.latency.floor",
+    "simulation.simulate": "simulation.bare-loop",
+}
+
+
+def test_quick_run_measures_every_figure_against_its_floor(tmp_path: Path) -> None:
+    output = tmp_path / "benchmarks.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--quick",
+            "--only",
+            "in-process,simulation",
+            "--json",
+            str(output),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+    report = json.loads(output.read_text())
+    assert report["mode"] == "quick"
+    figures = {figure["id"]: figure for figure in report["figures"]}
+    for figure_id, floor_id in EXPECTED_RATIOS.items():
+        figure, floor = figures[figure_id], figures[floor_id]
+        assert figure["skipped"] is None and floor["skipped"] is None
+        assert figure["baseline"] == floor_id
+        assert figure["runs"] >= 3 and floor["runs"] >= 3
+        assert floor["min"] <= floor["median"] <= floor["max"]
+        assert figure["ratio"] == figure["median"] / floor["median"]
+    targets = {
+        figure_id: (figures[figure_id]["target"]["op"], figures[figure_id]["target"]["limit"])
+        for figure_id in ("in-process.default", "in-process.rules-50", "simulation.simulate")
+    }
+    assert targets == {
+        "in-process.default": ("<=", 6.0),
+        "in-process.rules-50": ("<=", 15.0),
+        "simulation.simulate": ("<=", 4.0),
+    }
+    # Quick runs are too short to judge: targets are shown, not judged.
+    assert all(figure["met"] is None for figure in report["figures"])
+    assert "| in-process" in done.stdout and "| simulation" in done.stdout
+
+
+def test_a_short_soak_of_the_local_host_finds_no_error_and_no_wrong_answer(
+    tmp_path: Path,
+) -> None:
+    output = tmp_path / "soak.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.soak", "--seconds", "2", "--rate", "300",
+         "--devices", "200", "--json", str(output)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    run = json.loads(output.read_text())["soak"]
+    assert run["errors"] == []
+    assert run["wrong_answers"] == 0
+    assert run["requests"] >= 300
+    # Every kind of answer the rich policy gives was checked, not only 200s.
+    assert {"200", "503"} <= set(run["statuses"])
