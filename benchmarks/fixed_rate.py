@@ -22,18 +22,30 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DRAIN_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
+class Exchange:
+    """A raw HTTP/1.1 request, and the answer it must get when it is checked."""
+
+    raw: bytes
+    expected: tuple[int, bytes] | None = None  # (status, body); None: any answer
+
+
+@dataclass(frozen=True)
 class Schedule:
-    """Request ``k`` is due at ``start + k / rate`` and goes out on connection ``k mod C``."""
+    """Request ``k`` is ``plan[k mod len(plan)]``, due at ``start + k / rate``, sent on
+    connection ``k mod C``. A rate of 0 is a closed loop: each connection sends its next
+    request as soon as its answer is back (that measures saturation)."""
 
     address: tuple[str, int]
-    request: bytes
+    plan: Sequence[Exchange]
     rate: float
     connections: int
     start: float
@@ -46,6 +58,8 @@ class Connection:
     lateness: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    mismatches: int = 0
+    wrong: list[str] = field(default_factory=list)  # the first few, to show
 
 
 def read_response(sock: socket.socket, buffer: bytearray) -> tuple[int, bytes]:
@@ -81,22 +95,24 @@ def _drive(schedule: Schedule, index: int, result: Connection) -> None:
         return
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     buffer = bytearray()
+    plan = schedule.plan
     k = index
     with sock:
         while True:
-            due = schedule.start + k / schedule.rate
+            now = time.perf_counter()
+            due = schedule.start + k / schedule.rate if schedule.rate else now
             if due >= schedule.stop:
                 return
-            now = time.perf_counter()
             if now > schedule.stop + DRAIN_SECONDS:
                 result.errors.append("gave up: the server fell more than 5 s behind")
                 return
             if due > now:
                 time.sleep(due - now)
+            exchange = plan[k % len(plan)]
             sent = time.perf_counter()
             try:
-                sock.sendall(schedule.request)
-                status, _ = read_response(sock, buffer)
+                sock.sendall(exchange.raw)
+                status, body = read_response(sock, buffer)
             except OSError as error:
                 result.errors.append(f"{type(error).__name__}: {error}")
                 return
@@ -104,6 +120,10 @@ def _drive(schedule: Schedule, index: int, result: Connection) -> None:
             result.latencies.append(finished - due)
             result.lateness.append(sent - due)
             result.statuses[status] = result.statuses.get(status, 0) + 1
+            if exchange.expected is not None and (status, body) != exchange.expected:
+                result.mismatches += 1
+                if len(result.wrong) < 5:
+                    result.wrong.append(f"request {k % len(plan)}: {status} {body[:200]!r}")
             k += schedule.connections
 
 
@@ -113,10 +133,10 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def load(
-    port: int, request: bytes, rate: float, seconds: float, connections: int
-) -> dict[str, object]:
+    port: int, plan: Sequence[Exchange], rate: float, seconds: float, connections: int
+) -> dict[str, Any]:
     start = time.perf_counter() + 0.05  # every thread connected and waiting
-    schedule = Schedule(("127.0.0.1", port), request, rate, connections, start, start + seconds)
+    schedule = Schedule(("127.0.0.1", port), plan, rate, connections, start, start + seconds)
     results = [Connection() for _ in range(connections)]
     threads = [
         threading.Thread(target=_drive, args=(schedule, i, results[i]), daemon=True)
@@ -139,6 +159,8 @@ def load(
         "achieved_rate": len(latencies) / elapsed,
         "statuses": statuses,
         "errors": [e for r in results for e in r.errors],
+        "wrong_answers": sum(r.mismatches for r in results),
+        "wrong_examples": [w for r in results for w in r.wrong][:5],
         "latency_us": {
             "p50": percentile(latencies, 0.50) * 1e6,
             "p99": percentile(latencies, 0.99) * 1e6,
@@ -159,7 +181,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--request", type=Path, required=True, help="a raw HTTP/1.1 request")
     args = parser.parse_args()
-    result = load(args.port, args.request.read_bytes(), args.rate, args.seconds, args.connections)
+    plan = [Exchange(args.request.read_bytes())]
+    result = load(args.port, plan, args.rate, args.seconds, args.connections)
     print(json.dumps(result))
 
 

@@ -24,30 +24,19 @@ import logging
 import os
 import random
 import secrets
-import socket
 import sys
 import tempfile
-import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from allocation.policy import compile_policy
 from allocation.webhook import handle
-from benchmarks.fixed_rate import percentile, read_response
+from benchmarks.fixed_rate import Exchange, load
 from benchmarks.local_host import serving, wait_until_ready
 from fuzz.bodies import encode, request
 from fuzz.policies import POLICY_HUBS, RICH_POLICY
 
 DRAIN_SECONDS = 5.0
-
-
-@dataclass(frozen=True)
-class Exchange:
-    raw: bytes  # the whole HTTP request
-    status: int  # what the core answers
-    body: bytes
 
 
 def exchanges(devices: int, port: int, key: str, seed: int = 7) -> list[Exchange]:
@@ -71,100 +60,26 @@ def exchanges(devices: int, port: int, key: str, seed: int = 7) -> list[Exchange
             f"POST /api/allocate?code={key} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         )
-        prepared.append(Exchange(head.encode() + body, expected.status, expected.body_bytes()))
+        prepared.append(Exchange(head.encode() + body, (expected.status, expected.body_bytes())))
     return prepared
-
-
-@dataclass
-class Tally:
-    latencies: list[float] = field(default_factory=list)
-    statuses: dict[int, int] = field(default_factory=dict)
-    mismatches: int = 0
-    wrong: list[str] = field(default_factory=list)  # the first few, to show
-    errors: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Run:
-    port: int
-    plan: list[Exchange]
-    rate: float  # 0: a closed loop
-    start: float
-    stop: float
-    connections: int
-
-
-def _drive(run: Run, index: int, tally: Tally) -> None:
-    port, plan, rate, start, stop = run.port, run.plan, run.rate, run.start, run.stop
-    try:
-        sock = socket.create_connection(("127.0.0.1", port), timeout=DRAIN_SECONDS)
-    except OSError as error:
-        tally.errors.append(f"connect: {error}")
-        return
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    buffer = bytearray()
-    k = index
-    with sock:
-        while (due := start + k / rate) < stop if rate else time.perf_counter() < stop:
-            if rate:
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-            else:
-                due = time.perf_counter()
-            exchange = plan[k % len(plan)]
-            try:
-                sock.sendall(exchange.raw)
-                status, body = read_response(sock, buffer)
-            except OSError as error:
-                tally.errors.append(f"{type(error).__name__}: {error}")
-                return
-            tally.latencies.append(time.perf_counter() - due)
-            tally.statuses[status] = tally.statuses.get(status, 0) + 1
-            if (status, body) != (exchange.status, exchange.body):
-                tally.mismatches += 1
-                if len(tally.wrong) < 5:
-                    tally.wrong.append(f"request {k % len(plan)}: {status} {body[:200]!r}")
-            k += run.connections
 
 
 def soak(
     port: int, plan: list[Exchange], rate: float, seconds: float, connections: int
 ) -> dict[str, Any]:
     """``rate`` 0 is a closed loop: each connection sends as soon as its answer is back."""
-    start = time.perf_counter() + 0.05
-    run = Run(port, plan, rate, start, start + seconds, connections)
-    tallies = [Tally() for _ in range(connections)]
-    threads = [
-        threading.Thread(target=_drive, args=(run, i, tallies[i]), daemon=True)
-        for i in range(connections)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(seconds + 2 * DRAIN_SECONDS)
-    elapsed = time.perf_counter() - start
-    latencies = [x for t in tallies for x in t.latencies]
-    statuses: dict[str, int] = {}
-    for tally in tallies:
-        for status, count in tally.statuses.items():
-            statuses[str(status)] = statuses.get(str(status), 0) + count
-    wrong = [w for t in tallies for w in t.wrong]
+    result = load(port, plan, rate, seconds, connections)
     return {
         "rate": rate,
         "seconds": seconds,
         "connections": connections,
-        "requests": len(latencies),
-        "achieved_rate": round(len(latencies) / elapsed, 1),
-        "statuses": statuses,
-        "wrong_answers": sum(t.mismatches for t in tallies),
-        "wrong_examples": wrong[:5],
-        "errors": [e for t in tallies for e in t.errors],
-        "latency_ms": {
-            "p50": round(percentile(latencies, 0.50) * 1e3, 3),
-            "p99": round(percentile(latencies, 0.99) * 1e3, 3),
-            "max": round(max(latencies, default=0.0) * 1e3, 3),
-        },
+        "requests": result["requests"],
+        "achieved_rate": round(result["achieved_rate"], 1),
+        "statuses": result["statuses"],
+        "wrong_answers": result["wrong_answers"],
+        "wrong_examples": result["wrong_examples"],
+        "errors": result["errors"],
+        "latency_ms": {k: round(v / 1000, 3) for k, v in result["latency_us"].items()},
     }
 
 
@@ -190,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             port = server.port
             plan = exchanges(args.devices, port, key)
             first = plan[0].raw.split(b"\r\n\r\n", 1)[1]
-            wait_until_ready(server, first, key, log, expect=plan[0].status)
+            expected_status = handle(first, compile_policy(RICH_POLICY)).status
+            wait_until_ready(server, first, key, log, expect=expected_status)
             if len(os.sched_getaffinity(0)) > 1:
                 # The host is pinned to CPU 0 (benchmarks.local_host.serving): keep off it.
                 os.sched_setaffinity(0, os.sched_getaffinity(0) - {0})
