@@ -8,13 +8,14 @@ Served by ``python -m allocation serve``; this module imports no server.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
-from typing import Any, Final
+from typing import Any, Final, TextIO
 from urllib.parse import parse_qs
 
 from allocation import openapi, webhook
@@ -37,19 +38,63 @@ def redact_query(query: str) -> str:
     return _CODE_IN_QUERY.sub(r"\1***", query)
 
 
+class AccessLog:
+    """One line per request. Written to ``stream`` in batches at most FLUSH_SECONDS apart, as
+    nginx's buffered access log does (a write per request costs the host about a tenth of its
+    throughput), and at shutdown; without a stream, through the ``allocation.access`` logger."""
+
+    FLUSH_SECONDS: Final = 0.1
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self._lines: list[str] = []
+
+    def write(self, line: str) -> None:
+        if self._stream is None:
+            access_log.info("%s", line)
+        else:
+            self._lines.append(line)
+
+    def flush(self) -> None:
+        if self._lines and self._stream is not None:
+            lines, self._lines = self._lines, []
+            self._stream.write("\n".join(lines) + "\n")
+            self._stream.flush()
+
+    async def flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.FLUSH_SECONDS)
+            self.flush()
+
+
 class LocalHost:
-    def __init__(self, keys: Iterable[str] = ()) -> None:
+    def __init__(self, keys: Iterable[str] = (), access: AccessLog | None = None) -> None:
         self.keys = tuple(key.encode() for key in keys if key)
+        self.access = access or AccessLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await self._lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
         started = time.perf_counter()
         status = await self._route(scope, receive, send)
-        _log_access(scope, status, started)
+        self.access.write(access_line(scope, status, started))
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        flusher: asyncio.Task[None] | None = None
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                flusher = asyncio.create_task(self.access.flush_periodically())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if flusher is not None:
+                    flusher.cancel()
+                self.access.flush()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> int:
         path, method = scope["path"], scope["method"]
@@ -136,25 +181,9 @@ async def _send(send: Send, status: int, body: bytes, headers: Mapping[str, str]
     return status
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
-def _log_access(scope: Scope, status: int, started: float) -> None:
-    if not access_log.isEnabledFor(logging.INFO):
-        return
+def access_line(scope: Scope, status: int, started: float) -> str:
     query = scope.get("query_string", b"").decode("latin-1")
     target = scope["path"] + (f"?{redact_query(query)}" if query else "")
     client = scope.get("client") or ("-", 0)
     elapsed = (time.perf_counter() - started) * 1000
-    line = f'{client[0]} "{scope["method"]} {target}" {status} {elapsed:.2f}ms'
-    # Made directly: logger.info() would walk the stack to find its caller on every request.
-    access_log.handle(
-        access_log.makeRecord(access_log.name, logging.INFO, __file__, 0, line, (), None)
-    )
+    return f'{client[0]} "{scope["method"]} {target}" {status} {elapsed:.2f}ms'

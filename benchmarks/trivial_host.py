@@ -3,8 +3,8 @@
 ``python -m benchmarks.trivial_host --port P`` serves an ASGI app that reads the request body
 and answers a fixed allocation, on uvicorn configured exactly as ``python -m allocation serve``
 configures it (allocation/cli/serve.py: one worker, uvicorn's own access log off, warnings
-only, lifespan on), with the same logging set-up and one access line per request in the real
-host's format. Everything the real host adds on top is the webhook itself.
+only, lifespan on), with the same logging set-up, and the real host's own application class
+(lifespan, access log) around a route that answers at once.
 """
 
 from __future__ import annotations
@@ -12,42 +12,28 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
-from typing import Any
 
 import uvicorn
 
-from allocation.local_host import redact_query
+from allocation.local_host import AccessLog, LocalHost, Receive, Scope, Send
 
 BODY = b'{"iotHubHostName":"contoso-bench-hub-00.azure-devices.net"}'
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
 
-access_log = logging.getLogger("allocation.access")
 
+class TrivialHost(LocalHost):
+    """The real host's ASGI application (lifespan, access log) with a route that reads the body
+    and answers a fixed 200: everything the real host adds on top is keys, routing and the
+    webhook."""
 
-async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    if scope["type"] == "lifespan":
-        while True:
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> int:
+        more = True
+        while more:
             message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-    if scope["type"] != "http":
-        return
-    started = time.perf_counter()
-    more = True
-    while more:
-        message = await receive()
-        more = message.get("more_body", False) and message["type"] == "http.request"
-    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-    await send({"type": "http.response.body", "body": BODY})
-    query = scope.get("query_string", b"").decode("latin-1")
-    target = scope["path"] + (f"?{redact_query(query)}" if query else "")
-    client = scope.get("client") or ("-", 0)
-    elapsed = (time.perf_counter() - started) * 1000
-    access_log.info('%s "%s %s" %d %.2fms', client[0], scope["method"], target, 200, elapsed)
+            more = message.get("more_body", False) and message["type"] == "http.request"
+        await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+        await send({"type": "http.response.body", "body": BODY})
+        return 200
 
 
 def main() -> None:
@@ -57,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     config = uvicorn.Config(
-        app,
+        TrivialHost(access=AccessLog(sys.stderr)),
         host=args.host,
         port=args.port,
         access_log=False,

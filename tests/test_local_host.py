@@ -252,3 +252,31 @@ def test_the_function_app_never_imports_the_server() -> None:
         check=False,
     )
     assert probe.stdout.strip() == "False"
+
+
+def test_the_access_log_writes_each_line_once_within_a_tenth_of_a_second() -> None:
+    import asyncio
+    import io
+
+    from allocation.local_host import AccessLog
+
+    stream = io.StringIO()
+    log = AccessLog(stream)
+
+    async def serve_two_requests() -> str:
+        flusher = asyncio.create_task(log.flush_periodically())
+        log.write('127.0.0.1 "POST /api/allocate?code=***" 200 0.40ms')
+        log.write('127.0.0.1 "GET /api/health" 200 0.10ms')
+        before = stream.getvalue()
+        await asyncio.sleep(AccessLog.FLUSH_SECONDS * 3)
+        flusher.cancel()
+        return before
+
+    written_at_once = asyncio.run(serve_two_requests())
+    assert written_at_once == ""
+    assert stream.getvalue().splitlines() == [
+        '127.0.0.1 "POST /api/allocate?code=***" 200 0.40ms',
+        '127.0.0.1 "GET /api/health" 200 0.10ms',
+    ]
+    log.flush()
+    assert len(stream.getvalue().splitlines()) == 2

@@ -23,7 +23,7 @@ from typing import Any, Final
 from allocation.cli import EXIT_OK, CommandError
 from allocation.cli.settings import apply_local_settings
 from allocation.errors import PolicyUnavailable
-from allocation.local_host import LocalHost
+from allocation.local_host import AccessLog, LocalHost
 from allocation.policy_sources import POLICY_FILE_SETTING, POLICY_SETTING, policy_cache
 
 KEYS_SETTING: Final = "ALLOCATION_FUNCTION_KEYS"
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     say(f"listening on http://{args.host}:{args.port}/api/allocate")
 
     config = uvicorn.Config(
-        LocalHost(keys),
+        LocalHost(keys, AccessLog(sys.stderr)),
         host=args.host,
         port=args.port,
         access_log=False,  # ours redacts function keys from the query
