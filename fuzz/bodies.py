@@ -34,11 +34,14 @@ def request(
     payload: Any = None,
     reprovision_policy: Mapping[str, Any] | None = None,
     iot_edge: bool = False,
+    attestation: str = "symmetricKey",
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A DPS allocation request shaped like the captured ones (tests/fixtures)."""
+    """A DPS allocation request shaped like the captured ones (tests/fixtures).
+
+    ``enrollment_id`` is the group's ID, or an individual enrollment's registration ID."""
     enrollment: dict[str, Any] = {
-        "attestation": {"type": "symmetricKey"},
+        "attestation": {"type": attestation},
         "capabilities": {"iotEdge": iot_edge},
         "allocationPolicy": "custom",
     }

@@ -15,6 +15,7 @@ import azure.functions as func
 import pytest
 
 from allocation.policy_sources import POLICY_FILE_SETTING, POLICY_SETTING, policy_cache
+from fuzz.bodies import request as dps_request
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLE_REQUESTS = sorted(FIXTURES.glob("group-*.json"))
@@ -29,7 +30,7 @@ def make_request(
     registration_id: str = "device-1",
     linked_hubs: Sequence[str] = ("hub-a.azure-devices.net", "hub-b.azure-devices.net"),
     *,
-    enrollment_group: str | None = "fleet",
+    enrollment_group: str = "fleet",
     individual: bool = False,
     current_hub: str | None = None,
     payload: Any = None,
@@ -38,31 +39,21 @@ def make_request(
     attestation: str = "symmetricKey",
     iot_edge: bool = False,
 ) -> dict[str, Any]:
-    """A DPS allocation request shaped like the captured ones."""
-    enrollment: dict[str, Any] = {
-        "attestation": {"type": attestation},
-        "capabilities": {"iotEdge": iot_edge},
-        "allocationPolicy": "custom",
-    }
-    if update_hub_assignment is not None or migrate_device_data is not None:
-        policy: dict[str, bool] = {}
-        if update_hub_assignment is not None:
-            policy["updateHubAssignment"] = update_hub_assignment
-        if migrate_device_data is not None:
-            policy["migrateDeviceData"] = migrate_device_data
-        enrollment["reprovisionPolicy"] = policy
-    runtime: dict[str, Any] = {"registrationId": registration_id, "symmetricKey": {}}
-    if current_hub is not None:
-        runtime["currentIotHubHostName"] = current_hub
-        runtime["currentDeviceId"] = registration_id
-    if payload is not None:
-        runtime["payload"] = payload
-    request: dict[str, Any] = {"deviceRuntimeContext": runtime, "linkedHubs": list(linked_hubs)}
-    if individual:
-        request["individualEnrollment"] = {"registrationId": registration_id, **enrollment}
-    else:
-        request["enrollmentGroup"] = {"enrollmentGroupId": enrollment_group, **enrollment}
-    return request
+    """A DPS allocation request shaped like the captured ones (fuzz.bodies.request), with the
+    reprovision policy's two flags as arguments; an individual enrollment is the device's own."""
+    flags = {"updateHubAssignment": update_hub_assignment, "migrateDeviceData": migrate_device_data}
+    policy = {name: value for name, value in flags.items() if value is not None}
+    return dps_request(
+        registration_id,
+        linked_hubs,
+        individual=individual,
+        enrollment_id=registration_id if individual else enrollment_group,
+        current_hub=current_hub,
+        payload=payload,
+        reprovision_policy=policy or None,
+        iot_edge=iot_edge,
+        attestation=attestation,
+    )
 
 
 def encode(document: Any) -> bytes:
