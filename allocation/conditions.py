@@ -50,7 +50,7 @@ from typing import Any, Final, Protocol
 
 import re2
 
-from allocation.context import MISSING, RequestContext
+from allocation.context import MISSING, PayloadPath, RequestContext
 from allocation.errors import PolicyError, Problem
 from allocation.hostnames import host_key
 from allocation.paths import JsonPath, format_path
@@ -142,37 +142,6 @@ FIELDS: Final[Mapping[str, FieldSpec]] = {
 }
 
 FIELD_LIST: Final = ", ".join([*FIELDS, "payload.<dotted path>"])
-
-
-@dataclass(frozen=True, slots=True)
-class PayloadPath:
-    """Reads ``payload.<path>`` like :func:`allocation.context.lookup` (object keys, and list
-    indexes written as numbers; null is absent), with the path split once, at load time."""
-
-    path: str
-    # Each part as an object key, and as a list index where it is a number.
-    parts: tuple[tuple[str, int | None], ...]
-
-    @classmethod
-    def parse(cls, path: str) -> PayloadPath:
-        return cls(
-            path,
-            tuple(
-                (part, int(part) if part.isascii() and part.isdigit() else None)
-                for part in path.split(".")
-            ),
-        )
-
-    def __call__(self, context: RequestContext) -> Value:
-        value = context.payload
-        for key, index in self.parts:
-            if isinstance(value, dict):
-                value = value.get(key, MISSING)
-            elif isinstance(value, list) and index is not None and index < len(value):
-                value = value[index]
-            else:
-                return MISSING
-        return MISSING if value is None else value
 
 
 # -- predicates --------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -66,22 +65,43 @@ class RequestContext:
         return MISSING
 
 
+@dataclass(frozen=True, slots=True)
+class PayloadPath:
+    """A dotted path such as ``site.sensors.0`` into a JSON value: object keys, and list
+    indexes written as (ASCII) numbers; null counts as absent. Split once, read many times."""
+
+    path: str
+    # Each part as an object key, and as a list index where it is a number.
+    parts: tuple[tuple[str, int | None], ...]
+
+    @classmethod
+    def parse(cls, path: str) -> PayloadPath:
+        return cls(
+            path,
+            tuple(
+                (part, int(part) if part.isascii() and part.isdigit() else None)
+                for part in path.split(".")
+            ),
+        )
+
+    def read(self, document: Any) -> Any:
+        value = document
+        for key, index in self.parts:
+            if isinstance(value, dict):
+                value = value.get(key, MISSING)
+            elif isinstance(value, list) and index is not None and index < len(value):
+                value = value[index]
+            else:
+                return MISSING
+        return MISSING if value is None else value
+
+    def __call__(self, context: RequestContext) -> Any:
+        return self.read(context.payload)
+
+
 def lookup(document: Any, dotted_path: str) -> Any:
-    """``a.b.0`` in a JSON value: object keys, and list indexes written as numbers."""
-    value = document
-    for part in dotted_path.split("."):
-        if isinstance(value, Mapping):
-            if part not in value:
-                return MISSING
-            value = value[part]
-        elif isinstance(value, list) and part.isascii() and part.isdigit():
-            index = int(part)
-            if index >= len(value):
-                return MISSING
-            value = value[index]
-        else:
-            return MISSING
-    return MISSING if value is None else value
+    """``a.b.0`` in a JSON value (see PayloadPath)."""
+    return PayloadPath.parse(dotted_path).read(document)
 
 
 def _optional(value: Any) -> Any:

@@ -68,7 +68,7 @@ from pydantic_core import PydanticCustomError
 
 from allocation import geo, rendezvous
 from allocation.candidates import Candidate
-from allocation.context import RequestContext, lookup
+from allocation.context import PayloadPath, RequestContext
 from allocation.errors import PolicyError, Problem
 from allocation.geo import Position
 from allocation.hostnames import host_key
@@ -123,9 +123,9 @@ class LatencyOptions(Options):
 @dataclass(frozen=True)
 class Latency:
     fallback: Allocation
-    # Dotted paths inside the payload ("latencyMs" for "payload.latencyMs").
-    measurements: str = "latencyMs"
-    location: str = "region"
+    # Paths inside the payload ("latencyMs" for "payload.latencyMs").
+    measurements: PayloadPath
+    location: PayloadPath
     # The operator's table, lower case, completed (see build): device region -> hub region -> ms.
     region_latency_ms: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     tolerance_ms: float = DEFAULT_TOLERANCE_MS
@@ -138,12 +138,12 @@ class Latency:
     )
 
     def choose(self, context: RequestContext, candidates: Sequence[Candidate]) -> Outcome:
-        measured = lookup(context.payload, self.measurements)
+        measured = self.measurements(context)
         if isinstance(measured, Mapping):
             estimates = _measured(measured, candidates)
             if estimates:
                 return self._pick(context, estimates, {"evidence": "measurements"})
-        where = lookup(context.payload, self.location)
+        where = self.location(context)
         outcome: Pick | None = None
         if isinstance(where, str):
             outcome = self._by_region(context, where.lower(), candidates)
@@ -311,8 +311,8 @@ def build(options: Mapping[str, Any], at: JsonPath, nested: CompileNested) -> La
         raise PolicyError(problems)
     return Latency(
         fallback=fallback,
-        measurements=parsed.measurements[len(PAYLOAD_PREFIX) :],
-        location=parsed.location[len(PAYLOAD_PREFIX) :],
+        measurements=PayloadPath.parse(parsed.measurements[len(PAYLOAD_PREFIX) :]),
+        location=PayloadPath.parse(parsed.location[len(PAYLOAD_PREFIX) :]),
         region_latency_ms=table,
         tolerance_ms=parsed.tolerance_ms,
         path=format_path(at),
