@@ -6,7 +6,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from allocation.contract import AllocationRequest
+from allocation.contract import AllocationRequest, EnrollmentGroup, IndividualEnrollment
 from allocation.hostnames import host_key
 
 
@@ -123,31 +123,35 @@ FIELD_NAMES: Final = frozenset(_FIELDS)
 
 
 def context_from_request(request: AllocationRequest) -> RequestContext:
-    runtime = request.device_runtime_context
+    runtime = request["deviceRuntimeContext"]
+    enrollment: EnrollmentGroup | IndividualEnrollment
     enrollment_type: EnrollmentType
-    if request.enrollment_group is not None:
-        enrollment: Any = request.enrollment_group
-        enrollment_id = request.enrollment_group.enrollment_group_id
-        enrollment_type = "group"
+    group = request["enrollmentGroup"]
+    if group is not None:
+        enrollment, enrollment_id, enrollment_type = group, group["enrollmentGroupId"], "group"
     else:
-        assert request.individual_enrollment is not None  # the contract model guarantees one
-        enrollment = request.individual_enrollment
-        enrollment_id = request.individual_enrollment.registration_id
+        individual = request["individualEnrollment"]
+        assert individual is not None  # the contract guarantees exactly one
+        enrollment, enrollment_id = individual, individual["registrationId"]
         enrollment_type = "individual"
-    reprovision_policy = enrollment.reprovision_policy
+    attestation = enrollment["attestation"]
+    capabilities = enrollment["capabilities"]
+    reprovision_policy = enrollment["reprovisionPolicy"]
     return RequestContext(
-        registration_id=runtime.registration_id,
+        registration_id=runtime["registrationId"],
         enrollment_id=enrollment_id,
         enrollment_type=enrollment_type,
-        attestation=enrollment.attestation.type if enrollment.attestation else None,
-        iot_edge=enrollment.capabilities.iot_edge if enrollment.capabilities else False,
-        current_hub=runtime.current_iot_hub_host_name,
-        payload=runtime.payload,
+        attestation=attestation["type"] if attestation is not None else None,
+        iot_edge=capabilities["iotEdge"] if capabilities is not None else False,
+        current_hub=runtime["currentIotHubHostName"],
+        payload=runtime["payload"],
         update_hub_assignment=(
-            reprovision_policy.update_hub_assignment if reprovision_policy else True
+            reprovision_policy["updateHubAssignment"] if reprovision_policy is not None else True
         ),
-        migrate_device_data=reprovision_policy.migrate_device_data if reprovision_policy else True,
-        linked_hubs=distinct_hubs(tuple(request.linked_hubs)),
+        migrate_device_data=(
+            reprovision_policy["migrateDeviceData"] if reprovision_policy is not None else True
+        ),
+        linked_hubs=distinct_hubs(tuple(request["linkedHubs"])),
     )
 
 

@@ -1,119 +1,197 @@
 """The DPS custom allocation contract: the request DPS sends and the response it accepts.
 
-Models are tolerant where real requests are (absent or unknown fields, see the captured samples
-in ``tests/fixtures``) and strict where the contract is: a string ``registrationId`` and a
-non-empty list of host names in ``linkedHubs``. Field names follow the DPS REST specification
-(service.json, api-version 2021-10-01).
+The shapes are tolerant where real requests are (absent or unknown fields, see the captured
+samples in ``tests/fixtures``) and strict where the contract is: a string ``registrationId`` and
+a non-empty list of host names in ``linkedHubs``. Field names are DPS's own (the REST
+specification, service.json, api-version 2021-10-01): a validated request is a ``dict`` keyed as
+DPS spells it, described by the ``TypedDict`` of the same name. Why these are pydantic-core
+schemas rather than pydantic models: see allocation.shapes.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any, Final, TypedDict
 
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictStr,
-    StringConstraints,
-    field_validator,
-    model_validator,
-)
-from pydantic.alias_generators import to_camel
+from pydantic_core import CoreSchema, SchemaValidator
+from pydantic_core import core_schema as cs
 
 from allocation.hostnames import HOST_NAME_PATTERN
 from allocation.limits import MAX_LINKED_HUBS
+from allocation.shapes import ANY, BOOLEAN, STRING, json_object, nullable, optional
 
 # The pattern of allocation.hostnames, checked by pydantic-core's own regex engine (no Python
-# call per hub); webhook.py rewords its error message.
-HostName = Annotated[StrictStr, StringConstraints(max_length=253, pattern=HOST_NAME_PATTERN)]
+# call per hub); allocation.requests rewords its error message.
+HOST_NAME: Final = cs.str_schema(strict=True, max_length=253, pattern=HOST_NAME_PATTERN)
+NON_EMPTY: Final = cs.str_schema(strict=True, min_length=1)
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
-    )
+class ReprovisionPolicy(TypedDict):
+    updateHubAssignment: bool
+    migrateDeviceData: bool
 
 
-class ReprovisionPolicy(_Model):
-    # Both default to true when absent: that is DPS's default, "reprovision and migrate".
-    update_hub_assignment: StrictBool = True
-    migrate_device_data: StrictBool = True
-
-
-class Attestation(_Model):
+class Attestation(TypedDict):
     # Not an enum: a future attestation type must not fail registrations.
-    type: StrictStr | None = None
+    type: str | None
 
 
-class Capabilities(_Model):
-    iot_edge: StrictBool = False
+class Capabilities(TypedDict):
+    iotEdge: bool
 
 
-class _Enrollment(_Model):
-    attestation: Attestation | None = None
-    capabilities: Capabilities | None = None
-    reprovision_policy: ReprovisionPolicy | None = None
-    iot_hubs: list[StrictStr] | None = None
+class EnrollmentGroup(TypedDict):
+    enrollmentGroupId: str
+    attestation: Attestation | None
+    capabilities: Capabilities | None
+    reprovisionPolicy: ReprovisionPolicy | None
+    iotHubs: list[str] | None
 
 
-class EnrollmentGroup(_Enrollment):
-    enrollment_group_id: StrictStr = Field(min_length=1)
+class IndividualEnrollment(TypedDict):
+    registrationId: str
+    deviceId: str | None
+    attestation: Attestation | None
+    capabilities: Capabilities | None
+    reprovisionPolicy: ReprovisionPolicy | None
+    iotHubs: list[str] | None
 
 
-class IndividualEnrollment(_Enrollment):
-    registration_id: StrictStr = Field(min_length=1)
-    device_id: StrictStr | None = None
+class DeviceRuntimeContext(TypedDict):
+    registrationId: str
+    currentIotHubHostName: str | None
+    currentDeviceId: str | None
+    payload: Any  # whatever JSON the device sent in its registration call
 
 
-class DeviceRuntimeContext(_Model):
-    registration_id: StrictStr = Field(min_length=1)
-    # Some old documentation tables spell it currentIoTHubHostName; real requests never do.
-    current_iot_hub_host_name: HostName | None = Field(
-        default=None,
-        validation_alias=AliasChoices("currentIotHubHostName", "currentIoTHubHostName"),
-    )
-    current_device_id: StrictStr | None = None
-    # Whatever JSON the device sent in its registration call.
-    payload: Any = None
-
-    @field_validator("current_iot_hub_host_name", mode="before")
-    @classmethod
-    def _empty_is_absent(cls, value: Any) -> Any:
-        return None if value == "" else value
+class AllocationRequest(TypedDict):
+    enrollmentGroup: EnrollmentGroup | None
+    individualEnrollment: IndividualEnrollment | None
+    deviceRuntimeContext: DeviceRuntimeContext
+    linkedHubs: list[str]
 
 
-class AllocationRequest(_Model):
-    enrollment_group: EnrollmentGroup | None = None
-    individual_enrollment: IndividualEnrollment | None = None
-    device_runtime_context: DeviceRuntimeContext
-    linked_hubs: list[HostName] = Field(min_length=1, max_length=MAX_LINKED_HUBS)
+def _dps_object(title: type, fields: dict[str, CoreSchema], **aliases: list[str]) -> CoreSchema:
+    # DPS adds fields over time: unknown ones are ignored, never refused.
+    return json_object(fields, title=title, unknown="ignore", aliases=aliases)
 
-    @model_validator(mode="after")
-    def _one_enrollment(self) -> AllocationRequest:
-        if (self.enrollment_group is None) == (self.individual_enrollment is None):
-            raise ValueError(
-                "exactly one of 'enrollmentGroup' and 'individualEnrollment' must be present"
+
+_ENROLLMENT_FIELDS: Final[dict[str, CoreSchema]] = {
+    "attestation": optional(
+        nullable(_dps_object(Attestation, {"type": optional(nullable(STRING))}))
+    ),
+    "capabilities": optional(
+        nullable(_dps_object(Capabilities, {"iotEdge": optional(BOOLEAN, False)}))
+    ),
+    # Both default to true when absent: that is DPS's default, "reprovision and migrate".
+    "reprovisionPolicy": optional(
+        nullable(
+            _dps_object(
+                ReprovisionPolicy,
+                {
+                    "updateHubAssignment": optional(BOOLEAN, True),
+                    "migrateDeviceData": optional(BOOLEAN, True),
+                },
             )
-        return self
+        )
+    ),
+    "iotHubs": optional(nullable(cs.list_schema(STRING))),
+}
 
 
-# The answer is built as plain JSON on the request path; these models describe it (the OpenAPI
-# document, the tests) and are built only when first used, which keeps cold starts short.
-class _Answer(_Model):
-    model_config = ConfigDict(defer_build=True)
+def _empty_is_absent(value: Any) -> Any:
+    return None if value == "" else value
 
 
-class InitialTwin(_Answer):
+def _one_enrollment(request: AllocationRequest) -> AllocationRequest:
+    if (request["enrollmentGroup"] is None) == (request["individualEnrollment"] is None):
+        raise ValueError(
+            "exactly one of 'enrollmentGroup' and 'individualEnrollment' must be present"
+        )
+    return request
+
+
+REQUEST_SCHEMA: Final = cs.no_info_after_validator_function(
+    _one_enrollment,
+    _dps_object(
+        AllocationRequest,
+        {
+            "enrollmentGroup": optional(
+                nullable(
+                    _dps_object(
+                        EnrollmentGroup,
+                        {"enrollmentGroupId": NON_EMPTY, **_ENROLLMENT_FIELDS},
+                    )
+                )
+            ),
+            "individualEnrollment": optional(
+                nullable(
+                    _dps_object(
+                        IndividualEnrollment,
+                        {
+                            "registrationId": NON_EMPTY,
+                            "deviceId": optional(nullable(STRING)),
+                            **_ENROLLMENT_FIELDS,
+                        },
+                    )
+                )
+            ),
+            "deviceRuntimeContext": _dps_object(
+                DeviceRuntimeContext,
+                {
+                    "registrationId": NON_EMPTY,
+                    "currentIotHubHostName": optional(
+                        cs.no_info_before_validator_function(_empty_is_absent, nullable(HOST_NAME))
+                    ),
+                    "currentDeviceId": optional(nullable(STRING)),
+                    "payload": optional(ANY),
+                },
+                # Some old documentation tables spell it so; real requests never do.
+                currentIotHubHostName=["currentIoTHubHostName"],
+            ),
+            "linkedHubs": cs.list_schema(HOST_NAME, min_length=1, max_length=MAX_LINKED_HUBS),
+        },
+    ),
+)
+
+REQUEST: Final = SchemaValidator(REQUEST_SCHEMA)
+
+
+# The answer is built as plain JSON on the request path; these describe it (the OpenAPI
+# document, the fuzzing's check of every answer).
+
+
+class InitialTwin(TypedDict, total=False):
     """Tags and desired properties only: DPS ignores anything else."""
 
-    tags: dict[str, Any] | None = None
-    properties: dict[str, Any] | None = None
+    tags: dict[str, Any] | None
+    properties: dict[str, Any] | None
 
 
-class AllocationResponse(_Answer):
-    iot_hub_host_name: StrictStr
-    initial_twin: InitialTwin | None = None
-    payload: dict[str, Any] | None = None
+class AllocationResponse(TypedDict, total=False):
+    iotHubHostName: str
+    initialTwin: InitialTwin | None
+    payload: dict[str, Any] | None
+
+
+_JSON_OBJECT: Final = cs.dict_schema(cs.str_schema(), ANY, strict=True)
+
+RESPONSE_SCHEMA: Final = json_object(
+    {
+        "iotHubHostName": STRING,
+        "initialTwin": optional(
+            nullable(
+                json_object(
+                    {
+                        "tags": optional(nullable(_JSON_OBJECT)),
+                        "properties": optional(nullable(_JSON_OBJECT)),
+                    },
+                    title=InitialTwin,
+                    unknown="ignore",
+                )
+            )
+        ),
+        "payload": optional(nullable(_JSON_OBJECT)),
+    },
+    title=AllocationResponse,
+    unknown="ignore",
+)

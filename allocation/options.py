@@ -1,22 +1,21 @@
-"""Validating parts of a policy with pydantic, reporting problems at their JSON path."""
+"""Validating parts of a policy with pydantic-core, reporting problems at their JSON path."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import CoreSchema, SchemaValidator, ValidationError
 
 from allocation.errors import PolicyError, Problem
 from allocation.paths import JsonPath, format_path
+from allocation.shapes import json_object
 
-ModelT = TypeVar("ModelT", bound=BaseModel)
 
-
-class Options(BaseModel):
-    """Base of every strategy's options: unknown keys are errors, so a typo never goes unseen."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+def options_validator(title: type, fields: Mapping[str, CoreSchema]) -> SchemaValidator:
+    """A strategy's options (or a hub's settings): unknown keys are errors, so a typo never goes
+    unseen. ``title`` is the ``TypedDict`` that describes what validation returns."""
+    return SchemaValidator(json_object(fields, title=title, unknown="forbid"))
 
 
 def problems_from(error: ValidationError, at: JsonPath) -> list[Problem]:
@@ -32,8 +31,9 @@ def problems_from(error: ValidationError, at: JsonPath) -> list[Problem]:
     return problems
 
 
-def parse_options(model: type[ModelT], options: Mapping[str, Any], at: JsonPath) -> ModelT:
+def parse_options(validator: SchemaValidator, options: Mapping[str, Any], at: JsonPath) -> Any:
+    """The options validated: a ``dict`` of the validator's ``TypedDict``."""
     try:
-        return model.model_validate(options)
+        return validator.validate_python(options)
     except ValidationError as error:
         raise PolicyError(problems_from(error, at)) from None

@@ -13,17 +13,10 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictInt,
-    StrictStr,
-    ValidationError,
-    field_validator,
-)
+from pydantic_core import ValidationError
+from pydantic_core import core_schema as cs
 
 from allocation import strategies
 from allocation.candidates import (
@@ -39,8 +32,9 @@ from allocation.candidates import (
 from allocation.errors import PolicyError, Problem
 from allocation.hostnames import host_key, is_host_name
 from allocation.limits import MAX_RENDERED_BYTES
-from allocation.options import problems_from
+from allocation.options import options_validator, problems_from
 from allocation.paths import JsonPath, format_path
+from allocation.shapes import STRING, nullable, optional
 from allocation.strategies.base import NestedAllocationInvalid, Strategy
 from allocation.strategies.plugins import ENTRY_POINT_GROUP
 from allocation.templates import JsonTemplate, compile_json
@@ -92,27 +86,40 @@ class Policy:
         return allocation.path, allocation
 
 
-# -- the document's fixed parts, validated by pydantic --------------------------------------
+# -- the document's fixed parts, validated by pydantic-core ---------------------------------
 
 
-class HubDocument(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class HubDocument(TypedDict):
+    weight: int
+    region: str | None
+    tags: list[str]
+    drain: float
 
-    weight: StrictInt = Field(default=1, ge=1, le=1000)
-    region: StrictStr | None = Field(default=None, min_length=1)
-    tags: list[StrictStr] = Field(default_factory=list)
-    drain: float = Field(default=0.0, ge=0, le=100)
 
-    @field_validator("drain", mode="before")
-    @classmethod
-    def _drain_true_is_everything(cls, value: Any) -> Any:
-        if value is True:
-            return 100.0
-        if value is False:
-            return 0.0
-        if isinstance(value, int):
-            return float(value)
-        return value
+def _drain_true_is_everything(value: Any) -> Any:
+    if value is True:
+        return 100.0
+    if value is False:
+        return 0.0
+    if isinstance(value, int):
+        return float(value)
+    return value
+
+
+HUB: Final = options_validator(
+    HubDocument,
+    {
+        "weight": optional(cs.int_schema(strict=True, ge=1, le=1000), 1),
+        "region": optional(nullable(cs.str_schema(strict=True, min_length=1))),
+        "tags": optional(cs.list_schema(STRING, strict=True), factory=list),
+        "drain": optional(
+            cs.no_info_before_validator_function(
+                _drain_true_is_everything, cs.float_schema(strict=True, ge=0, le=100)
+            ),
+            0.0,
+        ),
+    },
+)
 
 
 TOP_LEVEL_FIELDS: Final = frozenset({"$schema", "hubs", "default", "enrollments", "sticky"})
@@ -402,11 +409,13 @@ def _hubs(raw: Any, compiler: _Compiler) -> dict[str, HubSettings]:
             compiler._problem(at, 'must be an object, e.g. {"weight": 2, "region": "westeurope"}')
             continue
         try:
-            hub = HubDocument.model_validate(raw_hub)
+            hub: HubDocument = HUB.validate_python(raw_hub)
         except ValidationError as error:
             compiler.problems.extend(problems_from(error, at))
             continue
-        hubs[host_key(name)] = HubSettings(hub.weight, hub.region, frozenset(hub.tags), hub.drain)
+        hubs[host_key(name)] = HubSettings(
+            hub["weight"], hub["region"], frozenset(hub["tags"]), hub["drain"]
+        )
     return hubs
 
 

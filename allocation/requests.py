@@ -12,9 +12,9 @@ import math
 from typing import Any, Final
 
 import pydantic_core
-from pydantic import ValidationError
+from pydantic_core import ValidationError
 
-from allocation.contract import AllocationRequest
+from allocation.contract import REQUEST, AllocationRequest
 from allocation.errors import InvalidRequest, Problem, RequestTooLarge
 from allocation.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_PAYLOAD_KEYS
 from allocation.paths import format_path
@@ -42,17 +42,17 @@ def parse_request(body: bytes) -> AllocationRequest:
             reason += " (JSON strings must be Unicode text: no lone surrogates)"
         raise InvalidRequest(f"the body is not JSON: {reason}") from None
     try:
-        request = AllocationRequest.model_validate(document)
+        request: AllocationRequest = REQUEST.validate_python(document)
     except ValidationError as error:
         raise _invalid(error) from None
-    _check_payload(request.device_runtime_context.payload)
+    _check_payload(request["deviceRuntimeContext"]["payload"])
     return request
 
 
 def _invalid(error: ValidationError) -> InvalidRequest:
     details = error.errors(include_url=False)
     first = details[0]
-    if first["type"] == "model_type" and not first["loc"]:
+    if first["type"] == "dict_type" and not first["loc"]:
         return InvalidRequest(f"the body must be a JSON object, not {_json_type(first['input'])}")
     problems = [
         Problem(format_path(tuple(detail["loc"])), _reworded(detail["type"], detail["msg"]))

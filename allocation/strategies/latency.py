@@ -61,10 +61,10 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Final, TypeGuard
+from typing import TYPE_CHECKING, Any, Final, TypedDict, TypeGuard
 
-from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
+from pydantic_core import core_schema as cs
 
 from allocation import geo, rendezvous
 from allocation.candidates import Candidate
@@ -72,8 +72,9 @@ from allocation.context import PayloadPath, RequestContext
 from allocation.errors import PolicyError, Problem
 from allocation.geo import Position
 from allocation.hostnames import host_key
-from allocation.options import Options, parse_options
+from allocation.options import options_validator, parse_options
 from allocation.paths import JsonPath, format_path
+from allocation.shapes import ANY, STRING, nullable, optional
 from allocation.strategies.base import (
     CompileNested,
     Delegate,
@@ -92,32 +93,44 @@ DEFAULT_LOCATION: Final = "payload.region"
 DEFAULT_TOLERANCE_MS: Final = 10.0
 PAYLOAD_PREFIX: Final = "payload."
 
-Milliseconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-
 # (hub, measured or estimated round-trip time in ms), in linkedHubs order.
 Estimates = list[tuple[Candidate, float]]
 
 
-class LatencyOptions(Options):
-    measurements: str = DEFAULT_MEASUREMENTS
-    location: str = DEFAULT_LOCATION
-    region_latency_ms: dict[str, dict[str, Milliseconds]] | None = Field(
-        default=None, alias="regionLatencyMs"
-    )
-    tolerance_ms: Milliseconds = Field(default=DEFAULT_TOLERANCE_MS, alias="toleranceMs")
-    # Compiled by build() as a nested allocation; declared here so it is a known field.
-    fallback: Any = None
+class LatencyOptions(TypedDict):
+    measurements: str
+    location: str
+    regionLatencyMs: dict[str, dict[str, float]] | None
+    toleranceMs: float
+    fallback: Any
 
-    @field_validator("measurements", "location")
-    @classmethod
-    def _inside_the_payload(cls, path: str) -> str:
-        inside = path[len(PAYLOAD_PREFIX) :] if path.startswith(PAYLOAD_PREFIX) else ""
-        if not inside or "" in inside.split("."):
-            raise PydanticCustomError(
-                "payload_path",
-                "must be a path into the device's payload, such as 'payload.latencyMs'",
-            )
-        return path
+
+def _inside_the_payload(path: str) -> str:
+    inside = path[len(PAYLOAD_PREFIX) :] if path.startswith(PAYLOAD_PREFIX) else ""
+    if not inside or "" in inside.split("."):
+        raise PydanticCustomError(
+            "payload_path",
+            "must be a path into the device's payload, such as 'payload.latencyMs'",
+        )
+    return path
+
+
+_PAYLOAD_PATH: Final = cs.no_info_after_validator_function(_inside_the_payload, STRING)
+_MILLISECONDS: Final = cs.float_schema(strict=True, ge=0, allow_inf_nan=False)
+
+OPTIONS: Final = options_validator(
+    LatencyOptions,
+    {
+        "measurements": optional(_PAYLOAD_PATH, DEFAULT_MEASUREMENTS),
+        "location": optional(_PAYLOAD_PATH, DEFAULT_LOCATION),
+        "regionLatencyMs": optional(
+            nullable(cs.dict_schema(STRING, cs.dict_schema(STRING, _MILLISECONDS)))
+        ),
+        "toleranceMs": optional(_MILLISECONDS, DEFAULT_TOLERANCE_MS),
+        # Compiled by build() as a nested allocation; declared here so it is a known field.
+        "fallback": optional(ANY),
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -285,7 +298,7 @@ def build(options: Mapping[str, Any], at: JsonPath, nested: CompileNested) -> La
     problems: list[Problem] = []
     parsed: LatencyOptions | None = None
     try:
-        parsed = parse_options(LatencyOptions, options, at)
+        parsed = parse_options(OPTIONS, options, at)
     except PolicyError as error:
         problems.extend(error.problems)
     # Read from the raw options, so that its duplicates are named along with any type errors.
@@ -311,10 +324,10 @@ def build(options: Mapping[str, Any], at: JsonPath, nested: CompileNested) -> La
         raise PolicyError(problems)
     return Latency(
         fallback=fallback,
-        measurements=PayloadPath.parse(parsed.measurements[len(PAYLOAD_PREFIX) :]),
-        location=PayloadPath.parse(parsed.location[len(PAYLOAD_PREFIX) :]),
+        measurements=PayloadPath.parse(parsed["measurements"][len(PAYLOAD_PREFIX) :]),
+        location=PayloadPath.parse(parsed["location"][len(PAYLOAD_PREFIX) :]),
         region_latency_ms=table,
-        tolerance_ms=parsed.tolerance_ms,
+        tolerance_ms=parsed["toleranceMs"],
         path=format_path(at),
     )
 

@@ -16,16 +16,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
-from pydantic import Field
+from pydantic_core import core_schema as cs
 
 from allocation.candidates import Candidate
 from allocation.conditions import Condition, compile_condition
 from allocation.context import RequestContext
 from allocation.errors import PolicyError, Problem
-from allocation.options import Options, parse_options
+from allocation.options import options_validator, parse_options
 from allocation.paths import JsonPath, format_path
+from allocation.shapes import ANY, optional
 from allocation.strategies.base import (
     CompileNested,
     Delegate,
@@ -39,9 +40,18 @@ OTHERWISE: Final = "otherwise"
 RULE_FIELDS: Final = frozenset({"name", "when", "then"})
 
 
-class RulesOptions(Options):
+class RulesOptions(TypedDict):
     rules: list[Any]
-    otherwise: Any = Field(default_factory=lambda: {"strategy": "weighted"})
+    otherwise: Any
+
+
+OPTIONS: Final = options_validator(
+    RulesOptions,
+    {
+        "rules": cs.list_schema(ANY, strict=True),
+        "otherwise": optional(ANY, factory=lambda: {"strategy": "weighted"}),
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -66,10 +76,10 @@ class Rules:
 
 
 def build(options: Mapping[str, Any], at: JsonPath, nested: CompileNested) -> Rules:
-    parsed = parse_options(RulesOptions, options, at)
+    parsed: RulesOptions = parse_options(OPTIONS, options, at)
     builder = _Builder(at, nested)
-    rules = [builder.rule(raw, index) for index, raw in enumerate(parsed.rules)]
-    otherwise = builder.branch(parsed.otherwise, (*at, OTHERWISE), OTHERWISE, OTHERWISE)
+    rules = [builder.rule(raw, index) for index, raw in enumerate(parsed["rules"])]
+    otherwise = builder.branch(parsed["otherwise"], (*at, OTHERWISE), OTHERWISE, OTHERWISE)
     if builder.problems:
         raise PolicyError(builder.problems)
     if builder.nested_failure is not None:

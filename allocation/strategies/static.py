@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, TypedDict
 
-from pydantic import Field
+from pydantic_core import core_schema as cs
 
 from allocation.candidates import Candidate, NameSelector
 from allocation.context import RequestContext
 from allocation.errors import NoEligibleHub
-from allocation.options import Options, parse_options
+from allocation.options import options_validator, parse_options
 from allocation.paths import JsonPath
 from allocation.strategies.base import CompileNested, Outcome, Pick
 
 
-class StaticOptions(Options):
-    hub: str = Field(min_length=1)
+class StaticOptions(TypedDict):
+    hub: str
+
+
+OPTIONS: Final = options_validator(StaticOptions, {"hub": cs.str_schema(strict=True, min_length=1)})
 
 
 @dataclass(frozen=True)
@@ -35,5 +38,5 @@ class Static:
 
 
 def build(options: Mapping[str, Any], at: JsonPath, nested: CompileNested) -> Static:
-    parsed = parse_options(StaticOptions, options, at)
-    return Static(NameSelector(parsed.hub))
+    parsed: StaticOptions = parse_options(OPTIONS, options, at)
+    return Static(NameSelector(parsed["hub"]))

@@ -8,22 +8,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, TypedDict
 
 from allocation import rendezvous
 from allocation.candidates import Candidate
 from allocation.context import RequestContext
 from allocation.errors import PolicyError, Problem
-from allocation.options import Options, parse_options
+from allocation.options import options_validator, parse_options
 from allocation.paths import JsonPath, format_path
+from allocation.shapes import STRING, optional
 from allocation.strategies.base import CompileNested, Outcome, Pick
 from allocation.templates import REQUEST_FIELDS, TemplateString, parse_template
 
 DEFAULT_KEY = "{registrationId}"
 
 
-class WeightedOptions(Options):
-    key: str = DEFAULT_KEY
+class WeightedOptions(TypedDict):
+    key: str
+
+
+OPTIONS: Final = options_validator(WeightedOptions, {"key": optional(STRING, DEFAULT_KEY)})
 
 
 @dataclass(frozen=True)
@@ -46,10 +50,10 @@ class Weighted:
 
 
 def build(options: Mapping[str, Any], at: JsonPath, nested: CompileNested) -> Weighted:
-    parsed = parse_options(WeightedOptions, options, at)
-    if parsed.key == DEFAULT_KEY:
+    parsed: WeightedOptions = parse_options(OPTIONS, options, at)
+    if parsed["key"] == DEFAULT_KEY:
         return Weighted()
-    key = parse_template(parsed.key, (*at, "key"), REQUEST_FIELDS)
+    key = parse_template(parsed["key"], (*at, "key"), REQUEST_FIELDS)
     if isinstance(key, str):
         raise PolicyError(
             [
