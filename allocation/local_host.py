@@ -9,6 +9,7 @@ Served by ``python -m allocation serve``; this module imports no server.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 import logging
@@ -33,15 +34,27 @@ access_log = logging.getLogger("allocation.access")
 _CODE_IN_QUERY = re.compile(r"(?i)((?:^|&)code=)[^&]*")
 
 
+# DPS calls with one query string (the webhook URL's ?code=<key>) again and again: its key and
+# its redacted form are kept rather than parsed for every request.
+@functools.lru_cache(maxsize=64)
 def redact_query(query: str) -> str:
     """The query string with any function key replaced: keys never reach a log."""
     return _CODE_IN_QUERY.sub(r"\1***", query)
 
 
+@functools.lru_cache(maxsize=64)
+def _code_in_query(query: bytes) -> bytes | None:
+    codes = parse_qs(query.decode("latin-1")).get("code")
+    return codes[0].encode("latin-1") if codes else None
+
+
 class AccessLog:
-    """One line per request. Written to ``stream`` in batches at most FLUSH_SECONDS apart, as
-    nginx's buffered access log does (a write per request costs the host about a tenth of its
-    throughput), and at shutdown; without a stream, through the ``allocation.access`` logger."""
+    """One line per request, and before it the webhook's line for an allocation request.
+
+    Written to ``stream`` in batches at most FLUSH_SECONDS apart, as nginx's buffered access log
+    does (a write per request costs the host about a tenth of its throughput, and so does a
+    LogRecord per request), and at shutdown. Without a stream, access lines go through the
+    ``allocation.access`` logger and the webhook's lines through the ``allocation`` logger."""
 
     FLUSH_SECONDS: Final = 0.1
 
@@ -52,6 +65,13 @@ class AccessLog:
     def write(self, line: str) -> None:
         if self._stream is None:
             access_log.info("%s", line)
+        else:
+            self._lines.append(line)
+
+    def webhook_line(self, level: int, line: str) -> None:
+        """A :data:`allocation.webhook.LogLine`: the level is checked by the webhook."""
+        if self._stream is None:
+            webhook.log_through_logging(level, line)
         else:
             self._lines.append(line)
 
@@ -110,8 +130,8 @@ class LocalHost:
                 )  # fmt: skip
             body = await _read_body(receive, MAX_BODY_BYTES)
             if body is None:
-                return await _respond(send, webhook.handle(b"x" * (MAX_BODY_BYTES + 1)))
-            return await _respond(send, webhook.handle(body))
+                body = b"x" * (MAX_BODY_BYTES + 1)  # answered 413 by the webhook
+            return await _respond(send, webhook.handle(body, log=self.access.webhook_line))
         if path == "/api/health":
             if method != "GET":
                 return await _method_not_allowed(send, "GET")
@@ -127,8 +147,7 @@ class LocalHost:
             return True
         offered = dict(scope["headers"]).get(KEY_HEADER)
         if offered is None:
-            codes = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("code")
-            offered = codes[0].encode("latin-1") if codes else None
+            offered = _code_in_query(scope.get("query_string", b""))
         if offered is None:
             return False
         # Compare with every key, in constant time, so timing tells nothing about any key.
@@ -173,9 +192,17 @@ async def _method_not_allowed(send: Send, allowed: str) -> int:
     )
 
 
+def _raw(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+
+
+_JSON_HEADERS_RAW: Final = _raw(webhook.JSON_HEADERS)
+
+
 async def _send(send: Send, status: int, body: bytes, headers: Mapping[str, str]) -> int:
-    raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-    raw_headers.append((b"content-length", str(len(body)).encode()))
+    # Most answers carry exactly the webhook's JSON headers: those are encoded once.
+    raw_headers = _JSON_HEADERS_RAW if headers is webhook.JSON_HEADERS else _raw(headers)
+    raw_headers = [*raw_headers, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})
     return status

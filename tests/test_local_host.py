@@ -159,6 +159,34 @@ def test_shuts_down_cleanly_on_sigterm_and_never_logs_a_key() -> None:
     assert all("code=***" in line for line in access)
 
 
+def test_each_answer_logs_its_decision_line_then_its_access_line() -> None:
+    host = start_host(env={"ALLOCATION_FUNCTION_KEYS": KEY})
+    host.request("POST", f"/api/allocate?code={KEY}", encode(make_request(registration_id="d-1")))
+    host.request("POST", f"/api/allocate?code={KEY}", b"{}")
+    host.request("GET", "/api/nothing")
+
+    code, stderr = host.stop()
+
+    assert code == 0
+    # Readiness probes aside, the lines of the three requests, in order.
+    lines = [
+        line
+        for line in stderr.splitlines()
+        if (line.startswith("{") or '"' in line) and "GET /api/health" not in line
+    ]
+    assert [json.loads(lines[0])["registrationId"], json.loads(lines[2])["event"]] == [
+        "d-1",
+        "invalid_request",
+    ]
+    assert json.loads(lines[0])["event"] == "allocated"
+    assert [line.split('"')[1] for line in (lines[1], lines[3], lines[4])] == [
+        "POST /api/allocate?code=***",
+        "POST /api/allocate?code=***",
+        "GET /api/nothing",
+    ]
+    assert len(lines) == 5
+
+
 def test_health_is_503_with_an_invalid_policy(tmp_path: Path) -> None:
     policy = tmp_path / "policy.json"
     policy.write_text('{"default": {"strategy": "static"}}')

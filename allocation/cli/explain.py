@@ -10,10 +10,9 @@ and score (:func:`allocation.rendezvous.scores`, the numbers the strategy compar
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from allocation.policy import Policy
 from allocation.policy_sources import LoadedPolicy
 from allocation.requests import parse_request
 from allocation.response import twin_applies
-from allocation.webhook import WebhookResponse, handle, logger
+from allocation.webhook import WebhookResponse, handle
 
 
 def register(subcommands: Any) -> None:
@@ -67,8 +66,7 @@ def run(args: argparse.Namespace) -> int:
     apply_local_settings()
     body = read_request(args.request)
     loaded = read_policy(args.policy)
-    with _without_decision_log():
-        response = handle(body, loaded.policy)
+    response = handle(body, loaded.policy, log=_no_line)
     explanation = explain(body, response, loaded)
     if args.json:
         print(json.dumps(explanation, indent=2))
@@ -88,18 +86,11 @@ def read_request(name: str) -> bytes:
         ) from None
 
 
-@contextlib.contextmanager
-def _without_decision_log() -> Iterator[None]:
+def _no_line(level: int, line: str) -> None:
     # handle() logs one line per answer; the explanation says all of it, and more. Strategies
-    # log on their own loggers (a latency hub region missing from the table): those still show.
-    def drop(record: object) -> bool:
-        return False
-
-    logger.addFilter(drop)
-    try:
-        yield
-    finally:
-        logger.removeFilter(drop)
+    # log on their own loggers (a latency hub region missing from the table), and a defect's
+    # traceback goes to the "allocation" logger itself: those still show.
+    return None
 
 
 # -- the explanation, as one JSON-serialisable document -------------------------------------
