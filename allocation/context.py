@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from allocation.contract import AllocationRequest, EnrollmentGroup, IndividualEnrollment
 from allocation.hostnames import host_key
@@ -32,8 +32,9 @@ MISSING: Final = _Missing()
 EnrollmentType = Literal["group", "individual"]
 
 
-@dataclass(frozen=True)
-class RequestContext:
+# A NamedTuple, immutable as a frozen dataclass is but made in a third of the time: one is
+# made for every request.
+class RequestContext(NamedTuple):
     registration_id: str
     enrollment_id: str
     enrollment_type: EnrollmentType

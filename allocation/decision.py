@@ -14,8 +14,8 @@ decided where a hub would be chosen:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple
 
 from allocation.candidates import Candidate
 from allocation.context import RequestContext
@@ -26,9 +26,11 @@ from allocation.strategies.base import Delegate, Deny, Pick
 
 Reason = Literal["allocated", "sticky", "never-reprovision"]
 
+NO_EVIDENCE: Mapping[str, Any] = MappingProxyType({})
 
-@dataclass(frozen=True)
-class Step:
+
+# NamedTuples: immutable, and made for every request at a third of a frozen dataclass's cost.
+class Step(NamedTuple):
     """One allocation the device went through."""
 
     allocation: str  # JSON path of the allocation in the policy
@@ -37,7 +39,7 @@ class Step:
     after_filter: tuple[Candidate, ...]  # after its hub filter
     after_drain: tuple[Candidate, ...]  # after drain: what the strategy chose from
     outcome: str  # the hub, 'deny', or the step it delegated to
-    evidence: Mapping[str, Any] = field(default_factory=dict)
+    evidence: Mapping[str, Any] = NO_EVIDENCE
 
     @property
     def candidates(self) -> tuple[str, ...]:
@@ -52,8 +54,7 @@ class Step:
         return _names(self.after_drain)
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     hub: Candidate
     allocation: Allocation  # the allocation that placed the device: its twin and payload apply
     reason: Reason

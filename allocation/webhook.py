@@ -49,6 +49,8 @@ JSON_HEADERS: Final = {"Content-Type": "application/json"}
 # One encoder, made once: json.dumps with options builds a new one per call. ASCII escapes keep
 # a device's lone surrogates from breaking UTF-8, in answers and log lines alike.
 COMPACT_JSON: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+# A str as a JSON string, escaped as COMPACT_JSON escapes it.
+_string: Final = json.encoder.encode_basestring_ascii
 
 
 @dataclass(frozen=True)
@@ -159,21 +161,17 @@ def _log_decision(
 ) -> None:
     if not logger.isEnabledFor(logging.INFO):
         return
-    last = decision.steps[-1]
-    _log(
-        log,
+    # The line every allocation writes, so it is formatted directly: a third of the cost of a
+    # dict through the JSON encoder. The same escaping as _log's; tests read it back as JSON.
+    current = context.current_hub
+    log(
         logging.INFO,
-        {
-            "event": "allocated",
-            "registrationId": context.registration_id,
-            "enrollment": context.enrollment_id,
-            "path": decision.path,
-            "candidates": len(last.after_drain),
-            "hub": decision.hub.name,
-            "reprovision": context.reprovision,
-            "currentHub": context.current_hub,
-            "durationMs": _elapsed_ms(started),
-        },
+        f'{{"event":"allocated","registrationId":{_string(context.registration_id)},'
+        f'"enrollment":{_string(context.enrollment_id)},"path":{_string(decision.path)},'
+        f'"candidates":{len(decision.steps[-1].after_drain)},"hub":{_string(decision.hub.name)},'
+        f'"reprovision":{"false" if current is None else "true"},'
+        f'"currentHub":{"null" if current is None else _string(current)},'
+        f'"durationMs":{_elapsed_ms(started)!r}}}',
     )
 
 

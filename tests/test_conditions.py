@@ -7,7 +7,6 @@ request: does the rule match".
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
@@ -300,7 +299,7 @@ def test_a_lone_surrogate_in_a_device_string_is_just_text() -> None:
     # The webhook refuses such a body (tests/test_webhook.py), but a context can still be built
     # with one (a plug-in, a simulation): a regex must treat it as text, not crash.
     context = context_from_request(parse_request(encode(make_request(payload={"name": "x"}))))
-    context = dataclasses.replace(context, payload={"name": "\ud800abc"})
+    context = context._replace(payload={"name": "\ud800abc"})
     policy = compile_policy(rules_policy({"payload.name": {"regex": "abc$"}}))
     assert decide(policy, context).hub.name == HUB_B
 

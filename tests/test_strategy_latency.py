@@ -6,7 +6,6 @@ one entry point; the decision trace shows which evidence decided.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -253,7 +252,7 @@ def test_all_nan_measurements_fall_back() -> None:
 
     # A host that builds the request context itself can still hand the strategy NaN.
     request = parse_request(encode(make_request("sensor-0001", (A, B, C))))
-    context = dataclasses.replace(context_from_request(request), payload=nan_payload)
+    context = context_from_request(request)._replace(payload=nan_payload)
     decision = decide(policy, context)
 
     assert decision.hub.name == B

@@ -31,7 +31,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Final, TextIO
 
 from allocation.candidates import HubSettings, linked_candidates
@@ -243,15 +243,10 @@ def allocate(
     """How many devices have each (outcome under ``old``, outcome under ``policy``); without
     ``old`` the first is the second."""
     counts: Counter[tuple[str, str]] = Counter()
-    # The template with another registration ID; a third of the time dataclasses.replace takes.
-    device = functools.partial(
-        RequestContext,
-        **{
-            f.name: getattr(template, f.name)
-            for f in fields(template)
-            if f.name != "registration_id"
-        },
-    )
+    # The template with another registration ID; faster than template._replace().
+    fixed = template._asdict()
+    del fixed["registration_id"]
+    device = functools.partial(RequestContext, **fixed)
     try:
         for index, registration_id in enumerate(ids):
             context = device(registration_id=registration_id)
