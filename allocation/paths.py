@@ -19,5 +19,8 @@ def format_path(path: Iterable[str | int]) -> str:
             text += f".{part}" if text else part
         else:
             quoted = part.replace("\\", "\\\\").replace('"', '\\"')
+            # A lone surrogate (a JSON escape such as \ud800) is written as that escape: a
+            # message must stay printable and encodable.
+            quoted = quoted.encode("utf-8", "backslashreplace").decode("utf-8")
             text += f'["{quoted}"]'
     return text

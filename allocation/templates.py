@@ -12,6 +12,7 @@ Templates are compiled once when the policy loads; rendering walks the compiled 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -129,17 +130,41 @@ def compile_json(value: Any, at: JsonPath, allowed: Collection[str] = ALL_FIELDS
 
 
 def _compile(value: Any, at: JsonPath, allowed: Collection[str], problems: list[Problem]) -> Any:
+    # What is compiled here is sent to DPS: Python's JSON parser reads NaN, Infinity and lone
+    # surrogate escapes ("\ud800"), none of which an answer can carry.
     if isinstance(value, str):
+        if not _is_unicode(value):
+            problems.append(Problem(format_path(at), _NOT_UNICODE))
+            return value
         try:
             return parse_template(value, at, allowed)
         except PolicyError as error:
             problems.extend(error.problems)
             return value
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.append(
+            Problem(format_path(at), "must be a finite number (JSON has no NaN or Infinity)")
+        )
+        return value
     if isinstance(value, Mapping):
+        for key in value:
+            if isinstance(key, str) and not _is_unicode(key):
+                problems.append(Problem(format_path((*at, key)), f"the name {_NOT_UNICODE}"))
         return {k: _compile(v, (*at, k), allowed, problems) for k, v in value.items()}
     if isinstance(value, list):
         return [_compile(v, (*at, i), allowed, problems) for i, v in enumerate(value)]
     return value
+
+
+_NOT_UNICODE: Final = "must be Unicode text: a lone surrogate escape such as \\ud800 is not"
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _has_fields(value: Any) -> bool:

@@ -323,6 +323,10 @@ BEYOND_THE_SCHEMA = {
     "an unclosed template",
     "an unknown strategy",  # any other name may be a plug-in's entry point
     "a fallback with an unknown strategy",
+    "NaN in a twin",  # not JSON at all, though Python's parser reads them: no schema sees them
+    "-Infinity in a payload list",
+    "a lone surrogate in a payload",
+    "a lone surrogate in a tag's name",
 }
 
 INVALID = [

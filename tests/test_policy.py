@@ -55,6 +55,15 @@ INVALID_POLICIES: list[tuple[str, Any, str, str]] = [
      "enrollments.G", "twice"),
     ("a sticky override that is not a boolean",
      {"enrollments": {"g": {"strategy": "weighted", "sticky": 1}}}, "enrollments.g.sticky", "true or false"),
+    # Python's JSON parser reads these; no answer to DPS can carry them.
+    ("NaN in a twin", {"default": {"strategy": "weighted", "initialTwin": {"tags": {"x": float("nan")}}}},
+     "default.initialTwin.tags.x", "finite"),
+    ("-Infinity in a payload list", {"default": {"strategy": "weighted", "payload": {"x": [1, float("-inf")]}}},
+     "default.payload.x[1]", "finite"),
+    ("a lone surrogate in a payload", {"default": {"strategy": "weighted", "payload": {"x": "a\ud800"}}},
+     "default.payload.x", "lone surrogate"),
+    ("a lone surrogate in a tag's name", {"default": {"strategy": "weighted", "initialTwin": {"tags": {"\udc00": "v"}}}},
+     'default.initialTwin.tags["\\udc00"]', "lone surrogate"),
 ]  # fmt: skip
 
 
