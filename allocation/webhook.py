@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import pydantic_core
+
 from allocation.context import RequestContext, context_from_request
 from allocation.decision import Decision, decide
 from allocation.errors import (
@@ -47,7 +49,8 @@ STATUS: Final[dict[type[AllocationError], int]] = {
 JSON_HEADERS: Final = {"Content-Type": "application/json"}
 
 # One encoder, made once: json.dumps with options builds a new one per call. ASCII escapes keep
-# a device's lone surrogates from breaking UTF-8, in answers and log lines alike.
+# log lines ASCII (no character a log viewer could read as a line break) and carry lone
+# surrogates, which UTF-8 cannot.
 COMPACT_JSON: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
 # A str as a JSON string, escaped as COMPACT_JSON escapes it.
 _string: Final = json.encoder.encode_basestring_ascii
@@ -62,8 +65,14 @@ class WebhookResponse:
     decision: Decision | None = field(default=None, compare=False, repr=False)
 
     def body_bytes(self) -> bytes:
-        # ASCII escapes keep a device's lone surrogates from breaking the UTF-8 encoding.
-        return COMPACT_JSON.encode(self.body).encode("ascii")
+        try:
+            # pydantic-core's encoder: a tenth of the time of the json module's, in UTF-8.
+            return pydantic_core.to_json(self.body)
+        except pydantic_core.PydanticSerializationError:
+            # A lone surrogate, which UTF-8 cannot carry: requests holding one are refused, and
+            # so are policy twins and payloads, but a rule's name in a 403 may still hold one.
+            # ASCII escapes carry it.
+            return COMPACT_JSON.encode(self.body).encode("ascii")
 
 
 # Where the one line per answer goes: (level, line). The Function's go through the "allocation"

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from allocation.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH
+from allocation.policy import compile_policy, parse_policy
 from allocation.webhook import handle
 from tests.conftest import encode, load_sample, make_request
 
@@ -194,6 +195,28 @@ def test_a_lone_surrogate_is_not_json_text() -> None:
     response = handle(body)
     assert response.status == 400
     assert response.body["message"].startswith("the body is not JSON")
+
+
+def test_answers_are_utf_8_json_holding_the_devices_own_characters() -> None:
+    policy = compile_policy(
+        {"default": {"strategy": "weighted", "payload": {"greeting": "hej {registrationId}"}}}
+    )
+    response = handle(encode(make_request("enhet-\u00e5\u2028")), policy)
+    assert response.status == 200
+    assert "hej enhet-\u00e5\u2028".encode() in response.body_bytes()
+    assert json.loads(response.body_bytes())["payload"] == {"greeting": "hej enhet-\u00e5\u2028"}
+
+
+def test_a_rule_name_with_a_lone_surrogate_is_answered_in_ascii_escapes() -> None:
+    # Policy text may escape a lone surrogate in a rule's name, which a 403 names; UTF-8 cannot
+    # carry it, so that answer is ASCII-escaped JSON, as log lines always are.
+    policy = parse_policy(
+        '{"default": {"strategy": "rules", "rules": [{"name": "r\\ud800", "when": {}, "then": "deny"}]}}'
+    )
+    response = handle(encode(make_request()), policy)
+    assert response.status == 403
+    assert response.body_bytes().isascii()
+    assert json.loads(response.body_bytes())["rule"] == "r\ud800"
 
 
 # -- properties ------------------------------------------------------------------------------
