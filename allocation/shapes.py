@@ -17,7 +17,7 @@ from typing import Any
 from pydantic_core import CoreSchema
 from pydantic_core import core_schema as cs
 
-# Strict, as the models were: JSON true is a boolean, "true" is not.
+# Strict: JSON true is a boolean, "true" is not.
 STRING: CoreSchema = cs.str_schema(strict=True)
 BOOLEAN: CoreSchema = cs.bool_schema(strict=True)
 ANY: CoreSchema = cs.any_schema()
@@ -53,6 +53,9 @@ def json_object(
     ``title`` is the ``TypedDict`` describing the result; it names the shape in JSON Schema.
     ``aliases`` lists other spellings a field is also read from (the first that is present).
     """
+    if set(fields) != set(title.__annotations__):
+        # A programming error, caught at import: the TypedDict would describe another shape.
+        raise TypeError(f"{title.__name__} and its schema name different fields")
     typed_fields = {}
     for name, schema in fields.items():
         spellings: list[list[str | int]] | None = None
