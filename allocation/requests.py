@@ -1,7 +1,7 @@
-"""Request bytes to the contract model: parse, validate, and enforce the documented limits.
+"""Request bytes to a validated request: parse, validate, and enforce the documented limits.
 
 pydantic-core's JSON parser reads the body (refusing NaN and Infinity anywhere, which are not
-JSON), then the contract model validates it. Before that, the body's size and nesting are
+JSON), then the contract's schema validates it. Before that, the body's size and nesting are
 checked on the raw bytes, so no body can make a parser work hard; after it, the device
 payload's size in keys and its numbers.
 """
