@@ -405,3 +405,38 @@ def test_help_and_usage_errors() -> None:
     assert missing.returncode == 2
     assert "required: REQUEST.json" in missing.stderr
     assert_no_traceback(missing)
+
+
+def test_explain_prints_no_decision_line_but_shows_a_defects_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+
+    from allocation import webhook
+    from allocation.cli import main
+
+    # In process: a developer's local.settings.json must not reach this process's environment.
+    monkeypatch.setattr("allocation.cli.explain.apply_local_settings", list)
+    request = tmp_path / "request.json"
+    request.write_bytes(encode(make_request()))
+    policy = str(write_policy(tmp_path, {}))
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    webhook.logger.addHandler(handler)
+    webhook.logger.setLevel(logging.INFO)
+    try:
+        main(["explain", str(request), "--policy", policy])
+        assert records == []  # the explanation says it all: no decision line
+
+        def defect(*args: Any) -> None:
+            raise RuntimeError("a defect")
+
+        monkeypatch.setattr(webhook, "decide", defect)
+        main(["explain", str(request), "--policy", policy])
+    finally:
+        webhook.logger.removeHandler(handler)
+        webhook.logger.setLevel(logging.NOTSET)
+    assert [record.exc_info is not None for record in records] == [True]
+    assert "internal_error" in records[0].getMessage()
+    capsys.readouterr()
