@@ -46,7 +46,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, NamedTuple, Protocol
 
-from allocation.context import MISSING, PayloadPath, RequestContext
+from allocation.context import FIELD_GETTERS, MISSING, PayloadPath, RequestContext
 from allocation.errors import PolicyError, Problem
 from allocation.hostnames import host_key
 from allocation.paths import JsonPath, format_path
@@ -114,24 +114,21 @@ class FieldSpec(NamedTuple):
     choices: tuple[str, ...] = ()  # the only values equals/in may name, when there are few
 
 
-def _optional(value: Any) -> Value:
-    return MISSING if value is None else value
-
-
 def _current_hub(context: RequestContext) -> Value:
     hub = context.current_hub
     return MISSING if hub is None else host_key(hub)
 
 
 FIELDS: Final[Mapping[str, FieldSpec]] = {
-    "registrationId": FieldSpec(STRING, operator.attrgetter("registration_id")),
-    "enrollmentId": FieldSpec(STRING, operator.attrgetter("enrollment_id")),
+    "registrationId": FieldSpec(STRING, FIELD_GETTERS["registrationId"]),
+    "enrollmentId": FieldSpec(STRING, FIELD_GETTERS["enrollmentId"]),
     "enrollmentType": FieldSpec(
-        STRING, operator.attrgetter("enrollment_type"), choices=("group", "individual")
+        STRING, FIELD_GETTERS["enrollmentType"], choices=("group", "individual")
     ),
-    "attestation": FieldSpec(STRING, lambda context: _optional(context.attestation)),
-    "iotEdge": FieldSpec(BOOLEAN, operator.attrgetter("iot_edge")),
-    "reprovision": FieldSpec(BOOLEAN, operator.attrgetter("reprovision")),
+    "attestation": FieldSpec(STRING, FIELD_GETTERS["attestation"]),
+    "iotEdge": FieldSpec(BOOLEAN, FIELD_GETTERS["iotEdge"]),
+    "reprovision": FieldSpec(BOOLEAN, FIELD_GETTERS["reprovision"]),
+    # Lower-cased, unlike the template field: host names compare case-insensitively.
     "currentHub": FieldSpec(STRING, _current_hub, host_name=True),
 }
 

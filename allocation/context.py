@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import operator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple
 
@@ -58,7 +60,7 @@ class RequestContext(NamedTuple):
 
     def value(self, field: str) -> Any:
         """A named field of the request, as conditions and templates name them."""
-        getter = _FIELDS.get(field)
+        getter = FIELD_GETTERS.get(field)
         if getter is not None:
             return getter(self)
         if field.startswith("payload."):
@@ -109,18 +111,17 @@ def _optional(value: Any) -> Any:
     return MISSING if value is None else value
 
 
-_FIELDS: Final[dict[str, Any]] = {
-    "registrationId": lambda c: c.registration_id,
-    "enrollmentId": lambda c: c.enrollment_id,
-    "enrollmentType": lambda c: c.enrollment_type,
+# The request's named fields, as templates and conditions name them; an absent one is MISSING.
+FIELD_GETTERS: Final[Mapping[str, Callable[[RequestContext], Any]]] = {
+    "registrationId": operator.attrgetter("registration_id"),
+    "enrollmentId": operator.attrgetter("enrollment_id"),
+    "enrollmentType": operator.attrgetter("enrollment_type"),
     "attestation": lambda c: _optional(c.attestation),
-    "iotEdge": lambda c: c.iot_edge,
-    "reprovision": lambda c: c.reprovision,
+    "iotEdge": operator.attrgetter("iot_edge"),
+    "reprovision": operator.attrgetter("reprovision"),
     "currentHub": lambda c: _optional(c.current_hub),
     "payload": lambda c: _optional(c.payload),
 }
-
-FIELD_NAMES: Final = frozenset(_FIELDS)
 
 
 def context_from_request(request: AllocationRequest) -> RequestContext:
