@@ -66,6 +66,30 @@ def test_quick_run_measures_every_figure_against_its_floor(tmp_path: Path) -> No
     assert "| in-process" in done.stdout and "| simulation" in done.stdout
 
 
+def test_quick_cold_start_measures_the_app_with_and_without_bytecode(tmp_path: Path) -> None:
+    output = tmp_path / "cold.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "cold-start",
+         "--json", str(output)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+    figures = {figure["id"]: figure for figure in json.loads(output.read_text())["figures"]}
+    children = ["default", "rules-50", "default-no-bytecode", "rules-50-no-bytecode"]
+    for child in ["deps-with-a-model", *children]:
+        for suffix, floor in [
+            ("", "cold-start.baseline"),
+            (".peak-rss", "cold-start.baseline.peak-rss"),
+        ]:
+            figure = figures[f"cold-start.{child}{suffix}"]
+            assert figure["skipped"] is None, figure
+            assert figure["baseline"] == floor
+            assert figure["runs"] >= 3
+    # Judged against the 1.25x target: the app as deployments ship it, compiled.
+    assert [c for c in children if figures[f"cold-start.{c}"]["target"]] == ["default", "rules-50"]
+
+
 def test_a_short_soak_of_the_local_host_finds_no_error_and_no_wrong_answer(
     tmp_path: Path,
 ) -> None:
