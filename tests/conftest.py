@@ -16,6 +16,7 @@ import pytest
 
 from allocation.policy_sources import POLICY_FILE_SETTING, POLICY_SETTING, policy_cache
 from fuzz.bodies import request as dps_request
+from tests.azurite import AzuriteServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLE_REQUESTS = sorted(FIXTURES.glob("group-*.json"))
@@ -143,3 +144,20 @@ def write_policy(directory: Path, policy: Any, name: str = "policy.json") -> Pat
     path = directory / name
     path.write_text(policy if isinstance(policy, str) else json.dumps(policy), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[AzuriteServer]:
+    """One Azurite for the session, in memory; tests keep to their own containers and tables."""
+    server = AzuriteServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def storage_setting(monkeypatch: pytest.MonkeyPatch, azurite: AzuriteServer) -> str:
+    """ALLOCATION_STORAGE set to the session's Azurite, as a developer's local.settings.json
+    would set it; returns the connection string."""
+    monkeypatch.setenv("ALLOCATION_STORAGE", azurite.connection_string)
+    return azurite.connection_string
