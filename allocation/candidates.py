@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from allocation.hostnames import host_key
+from allocation.hub_list_cache import HubListCache
 
 
 @dataclass(frozen=True)
@@ -61,20 +62,16 @@ def linked_candidates(
 
 
 class CandidateCache:
-    """The candidates of each linkedHubs list a policy has seen."""
+    """The candidates of the linkedHubs lists a policy has seen most recently."""
 
     def __init__(self, settings: Mapping[str, HubSettings]) -> None:
         self._settings = settings
-        self._known: dict[tuple[str, ...], tuple[Candidate, ...]] = {}
+        self._known: HubListCache[tuple[str, ...], tuple[Candidate, ...]] = HubListCache()
 
     def __call__(self, linked_hubs: tuple[str, ...]) -> tuple[Candidate, ...]:
-        candidates = self._known.get(linked_hubs)
-        if candidates is None:
-            candidates = linked_candidates(linked_hubs, self._settings)
-            if len(self._known) >= _CACHE_LIMIT:
-                self._known.clear()
-            self._known[linked_hubs] = candidates
-        return candidates
+        return self._known.get(
+            linked_hubs, lambda: linked_candidates(linked_hubs, self._settings), len(linked_hubs)
+        )
 
 
 class HubSelector(Protocol):
@@ -119,28 +116,25 @@ class RegionSelector:
         return f"region:{self.region}"
 
 
-# Distinct linkedHubs lists are few (one per enrollment's hub selection), so what is derived
-# from one is kept; the bound only guards against a caller that sends endless variations.
-_CACHE_LIMIT = 1024
-
-
 @dataclass(frozen=True)
 class HubFilter:
     """An allocation's ``hubs``: a hub is a candidate if any selector matches it."""
 
     selectors: tuple[HubSelector, ...]
-    _narrowed: dict[tuple[Candidate, ...], tuple[Candidate, ...]] = field(
-        default_factory=dict, repr=False, compare=False
-    )
 
     def narrow(self, candidates: tuple[Candidate, ...]) -> tuple[Candidate, ...]:
-        narrowed = self._narrowed.get(candidates)
-        if narrowed is None:
-            narrowed = tuple(c for c in candidates if any(s.matches(c) for s in self.selectors))
-            if len(self._narrowed) >= _CACHE_LIMIT:
-                self._narrowed.clear()
-            self._narrowed[candidates] = narrowed
-        return narrowed
+        return _NARROWED.get(
+            (self, candidates),
+            lambda: tuple(c for c in candidates if any(s.matches(c) for s in self.selectors)),
+            len(candidates),
+        )
 
     def describe(self) -> list[str]:
         return [s.describe() for s in self.selectors]
+
+
+# One cache for every filter of every policy: its bound is then the bound on the candidates that
+# narrowing keeps alive, however many filters a policy has.
+_NARROWED: HubListCache[tuple[HubFilter, tuple[Candidate, ...]], tuple[Candidate, ...]] = (
+    HubListCache()
+)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from typing import Any, Final, Literal, NamedTuple
 
 from allocation.contract import AllocationRequest, EnrollmentGroup, IndividualEnrollment
 from allocation.hostnames import host_key
+from allocation.hub_list_cache import HubListCache
 
 
 class _Missing:
@@ -157,10 +157,16 @@ def context_from_request(request: AllocationRequest) -> RequestContext:
     )
 
 
-@functools.lru_cache(maxsize=1024)
 def distinct_hubs(linked_hubs: tuple[str, ...]) -> tuple[str, ...]:
     """linkedHubs without duplicates (compared case-insensitively), in order. An enrollment's
     list is the same on every request, so the answer is kept."""
+    return _DISTINCT.get(linked_hubs, lambda: _distinct(linked_hubs), len(linked_hubs))
+
+
+_DISTINCT: HubListCache[tuple[str, ...], tuple[str, ...]] = HubListCache()
+
+
+def _distinct(linked_hubs: tuple[str, ...]) -> tuple[str, ...]:
     seen: set[str] = set()
     linked: list[str] = []
     for hub in linked_hubs:

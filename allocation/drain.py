@@ -9,18 +9,20 @@ twice. Hashing the hub too makes the drained devices of two hubs independent sam
 
 from __future__ import annotations
 
-import functools
-
 import mmh3
 
 from allocation.candidates import Candidate
+from allocation.hub_list_cache import HubListCache
+from allocation.rendezvous import encode_key
 
 BUCKETS = 1_000_000
 _PER_PERCENT = BUCKETS // 100
 
 
 def drain_bucket(registration_id: str, hub_key: str) -> int:
-    data = f"drain\n{hub_key}\n{registration_id}".encode("utf-8", "surrogatepass")
+    # The registration ID bounded as rendezvous hashing bounds its keys: one request may ask
+    # for a bucket on every linked hub.
+    data = b"drain\n" + hub_key.encode() + b"\n" + encode_key(registration_id)
     return int(mmh3.hash64(data, signed=False)[0] % BUCKETS)
 
 
@@ -33,13 +35,13 @@ def is_drained(registration_id: str, hub: Candidate) -> bool:
     return drain_bucket(registration_id, hub.key) < percent * _PER_PERCENT
 
 
-@functools.lru_cache(maxsize=1024)
-def _any_drain(candidates: tuple[Candidate, ...]) -> bool:
-    # Candidates are made once per linkedHubs list (CandidateCache): the answer is kept.
-    return any(c.settings.drain for c in candidates)
+# Candidates are made once per linkedHubs list (CandidateCache): the answer is kept.
+_ANY_DRAIN: HubListCache[tuple[Candidate, ...], bool] = HubListCache()
 
 
 def undrained(registration_id: str, candidates: tuple[Candidate, ...]) -> tuple[Candidate, ...]:
-    if not _any_drain(candidates):
+    if not _ANY_DRAIN.get(
+        candidates, lambda: any(c.settings.drain for c in candidates), len(candidates)
+    ):
         return candidates
     return tuple(c for c in candidates if not is_drained(registration_id, c))

@@ -30,3 +30,15 @@ MAX_PAYLOAD_KEYS: Final = 10_000
 # A rendered initial twin, or payload, as JSON: IoT Hub keeps twin tags and desired properties
 # to 32 KB each, and DPS passes the payload inside its own 96 KB message.
 MAX_RENDERED_BYTES: Final = 32 * 1024
+
+# Hash keys. A weighted strategy's `key` may render at most this many characters for a device
+# (a 400 beyond). Any longer key in UTF-8, such as a long registration ID, is hashed as its first
+# this many bytes and a 128-bit digest of all of it (allocation.rendezvous): each linked hub
+# hashes the key again, and real keys are far shorter.
+MAX_HASH_KEY_LENGTH: Final = 256
+
+# Hubs held by each cache of what is derived from a linkedHubs list (allocation.hub_list_cache):
+# 16 lists of 256 hubs, or 400 of 10. Real deployments send a few distinct lists; the bound caps
+# what a caller sending endless variations makes us hold, at about 1 KB per hub of the longest
+# host names.
+MAX_CACHED_HUBS: Final = 4096

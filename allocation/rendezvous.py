@@ -11,7 +11,9 @@ that hub. (The "logarithmic method" of weighted rendezvous hashing: Wikipedia, "
 hashing", section "Weighted rendezvous hash"; compare mcrouter's WeightedRendezvousHashFunc.)
 
 ``u`` comes from the first 64-bit word of MurmurHash3 x64-128 (``mmh3.hash64``) of
-``"<host name, lower case>\\n<key>"`` in UTF-8: its top 52 bits ``m`` give
+``"<host name, lower case>\\n<key>"`` in UTF-8 (a key of more than MAX_HASH_KEY_LENGTH bytes as
+its first MAX_HASH_KEY_LENGTH bytes and the 16 bytes of ``mmh3.hash_bytes`` of all of it, so that
+each hub hashes a bounded key, whoever sent it): its top 52 bits ``m`` give
 ``u = (m + 0.5) / 2**52``, exactly representable, never 0 nor 1. MurmurHash3 is a fixed
 function and the score is IEEE 754 double arithmetic, so scores agree on every machine and
 Python version; a C library whose ``log`` differed from glibc's in the last bit could only swap
@@ -31,6 +33,7 @@ from typing import TypeVar
 import mmh3
 
 from allocation.candidates import Candidate
+from allocation.limits import MAX_HASH_KEY_LENGTH
 
 _SCALE = 2.0**-52
 
@@ -38,9 +41,16 @@ HubT = TypeVar("HubT", bound=Candidate)
 
 
 def encode_key(key: str) -> bytes:
+    """The key as hashed: UTF-8, and bounded (above)."""
     # surrogatepass: the webhook refuses lone surrogates, but a context built another way (a
     # simulation, a plug-in's own call) may still hold one; hashing must not fail on it.
-    return key.encode("utf-8", "surrogatepass")
+    data = key.encode("utf-8", "surrogatepass")
+    if len(data) > MAX_HASH_KEY_LENGTH:
+        # Hashed once here rather than once per hub: 256 hubs x a 96 KiB registration ID took
+        # 40 times as long as json.loads of the request. Real keys are far shorter, and keep
+        # their hub.
+        return data[:MAX_HASH_KEY_LENGTH] + mmh3.hash_bytes(data)
+    return data
 
 
 def unit_hash(hub_key: str, key: bytes) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from allocation.context import MISSING, RequestContext
@@ -10,7 +9,7 @@ from allocation.decision import Decision
 from allocation.errors import InvalidRequest, Problem
 from allocation.hostnames import host_key
 from allocation.limits import MAX_RENDERED_BYTES
-from allocation.templates import JsonTemplate, Resolve
+from allocation.templates import JsonTemplate, RenderedTooLarge, Resolve
 
 
 def twin_applies(context: RequestContext, hub_name: str) -> bool:
@@ -48,14 +47,12 @@ def render_response(decision: Decision, context: RequestContext) -> dict[str, An
 
 
 def _bounded(template: JsonTemplate, resolve: Resolve, name: str) -> Any:
-    rendered = template.render(resolve)
-    if template.has_fields:
-        # Only templates can grow: the policy's own text was checked when it loaded.
-        size = len(json.dumps(rendered, separators=(",", ":"), ensure_ascii=False))
-        if size > MAX_RENDERED_BYTES:
-            raise InvalidRequest(
-                f"with this device's values the {name} would be {size} bytes, over the "
-                f"{MAX_RENDERED_BYTES}-byte limit",
-                [Problem("deviceRuntimeContext.payload", f"values too large for the {name}")],
-            )
-    return rendered
+    try:
+        return template.render(resolve, MAX_RENDERED_BYTES)
+    except RenderedTooLarge:
+        # Rendering stopped where it crossed the limit: the full size is never computed.
+        raise InvalidRequest(
+            f"with this device's values the {name} would be over the "
+            f"{MAX_RENDERED_BYTES}-byte limit",
+            [Problem("deviceRuntimeContext.payload", f"values too large for the {name}")],
+        ) from None

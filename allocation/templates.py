@@ -6,7 +6,10 @@ braces. A missing value renders as "". A string that is exactly one template kee
 JSON type (``"{payload.count}"`` renders the number); inside a longer string a non-string value
 renders as compact JSON.
 
-Templates are compiled once when the policy loads; rendering walks the compiled form.
+Templates are compiled once when the policy loads; rendering walks the compiled form. Rendering
+is bounded: it counts the compact JSON it would produce as it goes and stops with
+:class:`RenderedTooLarge` as soon as the count crosses the limit, so a policy that repeats a
+large device value thousands of times costs no more than the limit, never copies x size.
 """
 
 from __future__ import annotations
@@ -29,6 +32,59 @@ HUB_FIELDS: Final = frozenset({"hub", "hub.region"})
 ALL_FIELDS: Final = REQUEST_FIELDS | HUB_FIELDS
 
 
+# A str as a JSON string without ASCII escapes, as json.dumps(ensure_ascii=False) writes it.
+_json_string: Final[Callable[[str], str]] = json.encoder.encode_basestring
+_JSON_CONSTANT_SIZES: Final = {True: 4, False: 5, None: 4}
+
+
+class RenderedTooLarge(Exception):
+    """Rendering would produce more than the limit it was given."""
+
+
+class Budget:
+    """What is left of a rendering limit, in characters of compact JSON (or of plain text)."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+
+    def spend(self, size: int) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise RenderedTooLarge
+
+
+def spend_json(value: Any, budget: Budget) -> None:
+    """Spend the length of ``value`` as compact JSON, ``json.dumps(value, separators=(",",
+    ":"), ensure_ascii=False)``, stopping as soon as the budget is crossed: a string longer than
+    what is left is refused before it is escaped, and a container after at most as many items as
+    there are characters left."""
+    if isinstance(value, str):
+        if len(value) + 2 > budget.left:  # escapes only add to a string's length
+            raise RenderedTooLarge
+        budget.spend(len(_json_string(value)))
+    elif isinstance(value, dict):
+        budget.spend(1 + max(2 * len(value), 1))  # braces, colons, and commas between
+        for key, item in value.items():
+            spend_json(key, budget)
+            spend_json(item, budget)
+    elif isinstance(value, list):
+        budget.spend(1 + max(len(value), 1))
+        for item in value:
+            spend_json(item, budget)
+    elif value is None or isinstance(value, bool):
+        budget.spend(_JSON_CONSTANT_SIZES[value])
+    elif isinstance(value, int):
+        # Python refuses to write an int of more than 4,300 digits (sys.set_int_max_str_digits)
+        # in decimal: its length bounds the digits first.
+        if value.bit_length() > 4 * budget.left:
+            raise RenderedTooLarge
+        budget.spend(len(repr(value)))
+    else:
+        budget.spend(len(repr(value)))  # a float, as json.dumps writes it
+
+
 @dataclass(frozen=True)
 class Field:
     name: str
@@ -38,24 +94,36 @@ class Field:
 class TemplateString:
     parts: tuple[str | Field, ...]
 
-    def render(self, resolve: Resolve) -> Any:
+    def render(self, resolve: Resolve, budget: Budget) -> Any:
+        """The rendered value, its compact JSON spent from ``budget``."""
         if len(self.parts) == 1 and isinstance(self.parts[0], Field):
             value = resolve(self.parts[0].name)
-            return "" if value is MISSING else value
-        return self.render_text(resolve)
+            value = "" if value is MISSING else value
+            spend_json(value, budget)
+            return value
+        text = self.render_text(resolve, budget.left)
+        budget.spend(len(_json_string(text)))
+        return text
 
-    def render_text(self, resolve: Resolve) -> str:
-        return "".join(
-            part if isinstance(part, str) else _as_text(resolve(part.name)) for part in self.parts
-        )
+    def render_text(self, resolve: Resolve, limit: int) -> str:
+        """The string, non-string values as compact JSON; RenderedTooLarge past ``limit``
+        characters."""
+        budget = Budget(limit)
+        pieces: list[str] = []
+        for part in self.parts:
+            text = part if isinstance(part, str) else self._field_text(resolve(part.name), budget)
+            budget.spend(len(text))
+            pieces.append(text)
+        return "".join(pieces)
 
-
-def _as_text(value: Any) -> str:
-    if value is MISSING:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    @staticmethod
+    def _field_text(value: Any, budget: Budget) -> str:
+        if value is MISSING:
+            return ""
+        if isinstance(value, str):
+            return value
+        spend_json(value, Budget(budget.left))  # bounds the work of dumps()
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _is_known(name: str, allowed: Collection[str]) -> bool:
@@ -117,8 +185,13 @@ class JsonTemplate:
     value: Any
     has_fields: bool
 
-    def render(self, resolve: Resolve) -> Any:
-        return _render(self.value, resolve) if self.has_fields else self.value
+    def render(self, resolve: Resolve, limit: int) -> Any:
+        """The value with its templates rendered; RenderedTooLarge when its compact JSON would
+        be longer than ``limit`` characters. Without templates, the value as the policy has it
+        (the policy's own size is checked when it loads)."""
+        if not self.has_fields:
+            return self.value
+        return _render(self.value, resolve, Budget(limit))
 
 
 def compile_json(value: Any, at: JsonPath, allowed: Collection[str] = ALL_FIELDS) -> JsonTemplate:
@@ -177,11 +250,18 @@ def _has_fields(value: Any) -> bool:
     return False
 
 
-def _render(value: Any, resolve: Resolve) -> Any:
+def _render(value: Any, resolve: Resolve, budget: Budget) -> Any:
     if isinstance(value, TemplateString):
-        return value.render(resolve)
+        return value.render(resolve, budget)
     if isinstance(value, dict):
-        return {k: _render(v, resolve) for k, v in value.items()}
+        budget.spend(1 + max(2 * len(value), 1))
+        rendered = {}
+        for key, item in value.items():
+            spend_json(key, budget)
+            rendered[key] = _render(item, resolve, budget)
+        return rendered
     if isinstance(value, list):
-        return [_render(v, resolve) for v in value]
+        budget.spend(1 + max(len(value), 1))
+        return [_render(item, resolve, budget) for item in value]
+    spend_json(value, budget)
     return value

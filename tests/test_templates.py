@@ -9,7 +9,13 @@ import pytest
 
 from allocation.context import MISSING
 from allocation.errors import PolicyError
-from allocation.templates import REQUEST_FIELDS, TemplateString, compile_json, parse_template
+from allocation.templates import (
+    REQUEST_FIELDS,
+    Budget,
+    TemplateString,
+    compile_json,
+    parse_template,
+)
 
 VALUES: dict[str, Any] = {
     "registrationId": "dev-1",
@@ -25,7 +31,7 @@ def render(text: str) -> Any:
     template = parse_template(text, ("t",))
     if isinstance(template, str):
         return template
-    return template.render(lambda name: VALUES.get(name, MISSING))
+    return template.render(lambda name: VALUES.get(name, MISSING), Budget(1000))
 
 
 @pytest.mark.parametrize(
@@ -83,6 +89,6 @@ def test_a_document_without_templates_is_returned_as_is() -> None:
     document = {"a": 1, "b": ["x"]}
     template = compile_json(document, ("payload",))
     assert not template.has_fields
-    assert template.render(lambda name: MISSING) == document
+    assert template.render(lambda name: MISSING, 1000) == document
     assert isinstance(parse_template("{x} {y}".replace("{", "{{").replace("}", "}}"), ()), str)
     assert isinstance(parse_template("{hub}", ()), TemplateString)

@@ -13,12 +13,13 @@ from typing import Any, Final, TypedDict
 from allocation import rendezvous
 from allocation.candidates import Candidate
 from allocation.context import RequestContext
-from allocation.errors import PolicyError, Problem
+from allocation.errors import InvalidRequest, PolicyError, Problem
+from allocation.limits import MAX_HASH_KEY_LENGTH
 from allocation.options import options_validator, parse_options
 from allocation.paths import JsonPath, format_path
 from allocation.shapes import STRING, optional
 from allocation.strategies.base import CompileNested, Outcome, Pick
-from allocation.templates import REQUEST_FIELDS, TemplateString, parse_template
+from allocation.templates import REQUEST_FIELDS, RenderedTooLarge, TemplateString, parse_template
 
 DEFAULT_KEY = "{registrationId}"
 
@@ -42,7 +43,16 @@ class Weighted:
             return context.registration_id
         # A device without the keyed value (no siteId in its payload, say) is hashed on its
         # registration ID, rather than every such device piling onto one hub.
-        return self.key.render_text(context.value) or context.registration_id
+        try:
+            key = self.key.render_text(context.value, MAX_HASH_KEY_LENGTH)
+        except RenderedTooLarge:
+            # Every hub hashes the whole key: rendering stopped at the bound.
+            raise InvalidRequest(
+                f"with this device's values the weighted key would be longer than "
+                f"{MAX_HASH_KEY_LENGTH} characters",
+                [Problem("deviceRuntimeContext.payload", "values too long for the weighted key")],
+            ) from None
+        return key or context.registration_id
 
     def choose(self, context: RequestContext, candidates: Sequence[Candidate]) -> Outcome:
         key = self.hash_key(context)
