@@ -5,17 +5,24 @@
    500 is a defect of ours), with a JSON object body and a JSON content type; an error body
    carries the error code of its status, a 503 a ``Retry-After`` header;
 3. a 200 names a hub of the request's ``linkedHubs``, as the exact string DPS sent;
-4. no answer takes more than 50 ms. One retry is allowed: on a shared 2-core machine a call can
-   stall for reasons of its own, and only an answer that is slow twice is slow.
+4. no answer takes more than its budget: twice what ``json.loads`` takes on the same body, plus
+   a fixed allowance for what every request costs whatever its size (a request's work must stay
+   proportional to reading it, whatever the body holds). A call over the budget is timed again,
+   the best of several runs against json.loads timed in turns with it: on a shared 2-core
+   machine a call can stall for reasons of its own, and only an answer that is slow every time
+   is slow.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import logging
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -34,7 +41,16 @@ ERROR_CODES: Final = {
     413: {"too_large"},
     503: {"policy_unavailable", "no_eligible_hub"},
 }
-LATENCY_BUDGET_SECONDS: Final = 0.050
+# Invariant 4: budget = RATIO_BUDGET x json.loads of the body + ALLOWANCE_SECONDS. The allowance
+# covers the fixed cost of a request (0.03-0.1 ms under the fuzzing policies) with room for a
+# loaded machine; the ratio, what a body's size and shape may cost (benchmarks/worst_body.py).
+RATIO_BUDGET: Final = 2.0
+ALLOWANCE_SECONDS: Final = 0.001
+RUNS: Final = 5
+# A call over budget is timed again, in turns with json.loads, until it is within the budget or
+# this many times: on a 2-core machine shared with other work, the best of 5 was still 3-8 times
+# the best of 40 for 96 KiB bodies.
+RETRIES: Final = 25
 
 
 class InvariantViolation(AssertionError):
@@ -113,7 +129,8 @@ class Tally:
     """What a run saw: answers by status, and the slowest calls.
 
     ``max_seconds`` is the slowest answer once a call over the budget has had its retry (a
-    stall that did not repeat is not the webhook's); ``max_first_try`` counts every stall.
+    stall that did not repeat is not the webhook's); ``max_first_try`` counts every stall;
+    ``max_budget_share`` is the largest share of its budget an answer took (1.0: all of it).
     """
 
     calls: int = 0
@@ -121,20 +138,31 @@ class Tally:
     max_seconds: float = 0.0
     slowest_size: int = 0
     max_first_try: float = 0.0
-    retried: int = 0  # calls over budget at the first try, within it at the second
+    max_budget_share: float = 0.0
+    retried: int = 0  # calls over budget at the first try, within it on the retry
 
-    def record(self, status: int, seconds: float, size: int, first_try: float = 0.0) -> None:
+    def record(
+        self,
+        status: int,
+        seconds: float,
+        size: int,
+        first_try: float = 0.0,
+        budget: float | None = None,
+    ) -> None:
         self.calls += 1
         self.statuses[status] += 1
         if seconds > self.max_seconds:
             self.max_seconds, self.slowest_size = seconds, size
         self.max_first_try = max(self.max_first_try, first_try, seconds)
+        if budget is not None:
+            self.max_budget_share = max(self.max_budget_share, seconds / budget)
 
     def summary(self) -> dict[str, Any]:
         return {
             "calls": self.calls,
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "max_ms": round(self.max_seconds * 1000, 3),
+            "max_budget_share": round(self.max_budget_share, 3),
             "slowest_body_bytes": self.slowest_size,
             "max_ms_first_try": round(self.max_first_try * 1000, 3),
             "over_budget_then_retried": self.retried,
@@ -153,26 +181,63 @@ def timed(body: bytes, policy: Policy | None) -> tuple[WebhookResponse, float]:
     return response, time.perf_counter() - started
 
 
+def _loads(body: bytes) -> None:
+    with contextlib.suppress(ValueError, RecursionError):  # timed to its error
+        json.loads(body)
+
+
+def budget_for(body: bytes, runs: int = RUNS) -> float:
+    """Invariant 4's budget for one answer to ``body``, in seconds, from the best of ``runs``
+    timings of json.loads."""
+    return RATIO_BUDGET * _best(lambda: _loads(body), runs) + ALLOWANCE_SECONDS
+
+
+def best_of(body: bytes, policy: Policy | None, runs: int = RETRIES) -> tuple[float, float]:
+    """The best time of ``handle`` and invariant 4's budget, from timings taken in turns with
+    json.loads, so that a neighbour's load falls on both alike, until the best time is within
+    the budget or after ``runs`` turns; without the garbage collector: a full collection's
+    pause is proportional to every object the process holds (a fuzzer's own included), not to
+    the request."""
+    best_handle = best_loads = float("inf")
+    gc.disable()
+    try:
+        for _ in range(runs):
+            best_loads = min(best_loads, _best(lambda: _loads(body), 1))
+            best_handle = min(best_handle, timed(body, policy)[1])
+            if best_handle <= RATIO_BUDGET * best_loads + ALLOWANCE_SECONDS:
+                break
+    finally:
+        gc.enable()
+    return best_handle, RATIO_BUDGET * best_loads + ALLOWANCE_SECONDS
+
+
+def _best(call: Callable[[], object], runs: int) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        started = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 def answer(
-    body: bytes,
-    policy: Policy | None = None,
-    tally: Tally | None = None,
-    budget: float = LATENCY_BUDGET_SECONDS,
+    body: bytes, policy: Policy | None = None, tally: Tally | None = None
 ) -> WebhookResponse:
     """``handle(body, policy)`` with every invariant checked; raises InvariantViolation."""
     response, first_try = timed(body, policy)
     check_answer(body, response)
     seconds = first_try
+    budget = budget_for(body)
     if first_try > budget:
-        retry, seconds = timed(body, policy)
+        seconds, budget = best_of(body, policy)
         if seconds > budget:
             raise InvariantViolation(
-                f"answered in {first_try * 1000:.1f} ms, then {seconds * 1000:.1f} ms on a "
-                f"retry: over the {budget * 1000:.0f} ms budget\n  body: {show(body)}"
+                f"answered in {first_try * 1000:.2f} ms, then {seconds * 1000:.2f} ms at best "
+                f"of {RETRIES}: over its budget of {budget * 1000:.2f} ms ({RATIO_BUDGET:g} x "
+                f"json.loads of the body + {ALLOWANCE_SECONDS * 1000:g} ms)\n  body: {show(body)}"
             )
-        check_answer(body, retry)
         if tally is not None:
             tally.retried += 1
     if tally is not None:
-        tally.record(response.status, seconds, len(body), first_try)
+        tally.record(response.status, seconds, len(body), first_try, budget)
     return response
