@@ -28,22 +28,18 @@ from allocation.paths import format_path
 _BOM: Final = b"\xef\xbb\xbf"
 # JSON's whitespace (RFC 8259): a body of only these is as empty as no body.
 _JSON_WHITESPACE: Final = b" \t\r\n"
-# What the raw-byte checks keep of a body: brackets and colons (nesting and object keys), and the
-# quotes that say whether those are inside a string. In UTF-8 every byte of a multi-byte
-# character is >= 0x80, so all of them can be found byte by byte.
-_NOT_KEPT: Final = bytes(sorted(set(range(256)) - set(b'[]{}:"')))
+# What the raw-byte checks keep of a body: brackets and colons (nesting and object keys), what a
+# number beyond a double's range needs (an exponent after a digit, or 309 digits in a row; commas
+# keep the numbers of a list apart), and the quotes that say whether all those are inside a
+# string. In UTF-8 every byte of a multi-byte character is >= 0x80, so all of them can be found
+# byte by byte. Digits are kept as "0", "E" as "e".
+_NOT_KEPT: Final = bytes(sorted(set(range(256)) - set(b'[]{}:",0123456789eE')))
+_DIGITS_AS_ZERO: Final = bytes.maketrans(b"123456789E", b"000000000e")
+# bytes.translate deletes before it maps: brackets are kept, then made parentheses.
 _BRACKETS_AS_PARENTHESES: Final = bytes.maketrans(b"[{]}", b"(())")
-_NOT_PARENTHESES: Final = bytes(sorted(set(range(256)) - set(b"()")))
-# What a number beyond a double's range needs: an exponent after a digit, or 309 digits in a
-# row. Digits as "0", "E" as "e", anything else as a space.
-_NUMBER_SYNTAX: Final = bytes.maketrans(
-    bytes(range(256)),
-    bytes(
-        b"0"[0] if byte in b"0123456789" else b"e"[0] if byte in b"eE" else b" "[0]
-        for byte in range(256)
-    ),
-)
+_NOT_BRACKETS: Final = bytes(sorted(set(range(256)) - set(b"[]{}")))
 _HUGE_NUMBER_DIGITS: Final = b"0" * 309
+_INFINITIES: Final = (math.inf, -math.inf)
 # How many values a parsed body may hold for its limits to be checked by walking it; past that,
 # on the raw bytes (see parse_request). Walking costs about 0.2 us per value, so giving up
 # costs at most about 100 us, less than json.loads takes to build that many values.
@@ -76,15 +72,15 @@ class _Shape(NamedTuple):
 
 
 def parse_request(body: bytes) -> AllocationRequest:
-    if not body.strip(_JSON_WHITESPACE):
-        # What `curl --data @missing-file` sends; the parser would say "EOF while parsing".
-        raise InvalidRequest("the request body is empty: send the DPS allocation request as JSON")
     if len(body) > MAX_BODY_BYTES:
         raise RequestTooLarge(
             f"the body is {len(body)} bytes; an allocation request is at most {MAX_BODY_BYTES}"
         )
     if body.startswith(_BOM):  # as some editors save files: harmless
         body = body[len(_BOM) :]
+    if not body.strip(_JSON_WHITESPACE):
+        # What `curl --data @missing-file` sends; the parser would say "EOF while parsing".
+        raise InvalidRequest("the request body is empty: send the DPS allocation request as JSON")
     try:
         # The parser has its own nesting limit (about 200 levels), so it is safe on any body.
         # Caching strings cost a third more on a payload of 10,000 distinct keys, and a request
@@ -218,20 +214,18 @@ def _shape(body: bytes) -> _Shape:
     """The shape of a body that parsed, from calls of bytes methods and one regular
     expression, which run in C: a Python loop over every byte took 40 to 50 times as long as
     json.loads of the same 96 KiB. Escaped backslashes, then escaped quotes, are dropped, so
-    every quote left opens or closes a string. Of brackets, colons and quotes, two adjacent
-    quotes are dropped (an empty string, or two strings joined: nothing outside strings
-    changes), then what lies between the quotes of each pair that remains. Of the brackets
-    outside strings, one pass of ``replace(b"()", b"")`` removes the innermost level, and what
-    is left must nest at most MAX_JSON_DEPTH - 1 deep. A number is counted as possibly huge
-    wherever a digit is followed by an exponent, strings included."""
-    numbers = body.translate(_NUMBER_SYNTAX)
-    huge = b"0e" in numbers or _HUGE_NUMBER_DIGITS in numbers
+    every quote left opens or closes a string. Of what is kept, two adjacent quotes are dropped
+    (an empty string, or two strings joined: nothing outside strings changes), then what lies
+    between the quotes of each pair that remains. Of the brackets outside strings, one pass of
+    ``replace(b"()", b"")`` removes the innermost level, and what is left must nest at most
+    MAX_JSON_DEPTH - 1 deep."""
     if b"\\" in body:
         body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
-    kept = body.translate(None, _NOT_KEPT).replace(b'""', b"")
+    kept = body.translate(_DIGITS_AS_ZERO, _NOT_KEPT).replace(b'""', b"")
     outside = b"".join(kept.split(b'"')[::2]) if b'"' in kept else kept
+    huge = b"0e" in outside or _HUGE_NUMBER_DIGITS in outside
     keys = outside.count(b":")
-    brackets = outside.translate(_BRACKETS_AS_PARENTHESES, _NOT_PARENTHESES).replace(b"()", b"")
+    brackets = outside.translate(_BRACKETS_AS_PARENTHESES, _NOT_BRACKETS).replace(b"()", b"")
     deeper = bool(brackets) and _NESTED_WITHIN_LIMIT_LESS_ONE.fullmatch(brackets) is None
     return _Shape(deeper, keys, huge)
 
@@ -241,7 +235,9 @@ def _check_payload(payload: Any) -> None:
 
     The parser reads a number beyond the double range (JSON, but with no value a double can
     hold, such as 1e400) as infinity, which no JSON answer or log line could carry; such a
-    payload is refused rather than silently changed.
+    payload is refused rather than silently changed. Each container's items are looked at by
+    C code (their types, and infinity among floats); only containers that hold containers are
+    gone through in Python.
     """
     keys = 0
     pending = [payload]
@@ -249,13 +245,18 @@ def _check_payload(payload: Any) -> None:
         item = pending.pop()
         if isinstance(item, dict):
             keys += len(item)
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-        elif isinstance(item, float) and not math.isfinite(item):
+            if keys > MAX_PAYLOAD_KEYS:
+                raise _too_many_keys(keys)
+            item = item.values()
+        elif not isinstance(item, list):
+            if isinstance(item, float) and not math.isfinite(item):
+                raise _not_finite()
+            continue
+        kinds = set(map(type, item))
+        if float in kinds and any(infinity in item for infinity in _INFINITIES):
             raise _not_finite()
-    if keys > MAX_PAYLOAD_KEYS:
-        raise _too_many_keys(keys)
+        if dict in kinds or list in kinds:
+            pending.extend(value for value in item if isinstance(value, (dict, list)))
 
 
 def _not_finite() -> InvalidRequest:
@@ -267,7 +268,8 @@ def _not_finite() -> InvalidRequest:
 
 
 def _too_many_keys(keys: int) -> InvalidRequest:
+    # Counting stops past the limit: ``keys`` is a lower bound.
     return InvalidRequest(
-        f"the payload has {keys} object keys; at most {MAX_PAYLOAD_KEYS} are accepted",
+        f"the payload has {keys} object keys or more; at most {MAX_PAYLOAD_KEYS} are accepted",
         [Problem("deviceRuntimeContext.payload", f"more than {MAX_PAYLOAD_KEYS} keys")],
     )

@@ -2,17 +2,42 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import tracemalloc
+from collections.abc import Callable
 from typing import Any
 
+import mmh3
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from allocation import rendezvous
+from allocation.candidates import Candidate
 from allocation.conditions import MAX_REGEX_INPUT
 from allocation.errors import PolicyError
-from allocation.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_PAYLOAD_KEYS, MAX_RENDERED_BYTES
+from allocation.limits import (
+    MAX_BODY_BYTES,
+    MAX_HASH_KEY_LENGTH,
+    MAX_JSON_DEPTH,
+    MAX_LINKED_HUBS,
+    MAX_PAYLOAD_KEYS,
+    MAX_RENDERED_BYTES,
+)
 from allocation.policy import compile_policy
+from allocation.policy_sources import APP_ROOT
+from allocation.templates import Budget, RenderedTooLarge, spend_json
 from allocation.webhook import handle
 from tests.conftest import encode, make_request
+
+EXAMPLES = APP_ROOT / "examples"
+CANDIDATES = tuple(Candidate(f"hub-{n}.azure-devices.net") for n in range(5))
+
+
+def json_containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
+
 
 A, B = "hub-a.azure-devices.net", "hub-b.azure-devices.net"
 
@@ -121,3 +146,182 @@ def test_regex_input_length(length: int, hub: str) -> None:
         encode(make_request(linked_hubs=[A, B], payload={"serial": "a" * length})), REGEX
     )
     assert response.body["iotHubHostName"] == hub
+
+
+GLOB = compile_policy(
+    {
+        "default": {
+            "strategy": "rules",
+            "rules": [
+                {
+                    "when": {"payload.serial": {"glob": "a*"}},
+                    "then": {"strategy": "static", "hub": B},
+                }
+            ],
+            "otherwise": {"strategy": "static", "hub": A},
+        }
+    }
+)
+
+
+@pytest.mark.parametrize(("length", "hub"), [(MAX_REGEX_INPUT, B), (MAX_REGEX_INPUT + 1, A)])
+def test_glob_input_length(length: int, hub: str) -> None:
+    response = handle(
+        encode(make_request(linked_hubs=[A, B], payload={"serial": "a" * length})), GLOB
+    )
+    assert response.body["iotHubHostName"] == hub
+
+
+# -- rendering stops at its limit ---------------------------------------------------------------
+
+
+def body_with_b(b: Any) -> bytes:
+    body = encode(make_request(payload={"b": b}))
+    assert len(body) <= MAX_BODY_BYTES
+    return body
+
+
+def largest_b() -> str:
+    return "b" * (MAX_BODY_BYTES - len(body_with_b("")))
+
+
+def repeating(twin: Any) -> Any:
+    return compile_policy({"default": {"strategy": "weighted", "initialTwin": twin}})
+
+
+# Each policy repeats {payload.b} as often as its 32 KiB of twin allows.
+REPEATED = {
+    "in one string": repeating({"tags": {"b": "{payload.b}" * 2970}}),
+    "as list items": repeating({"tags": {"b": ["{payload.b}"] * 2330}}),
+    "under many keys": repeating({"tags": {f"{n:x}": "{payload.b}" * 2 for n in range(1000)}}),
+}
+
+
+@pytest.mark.parametrize("policy", REPEATED.values(), ids=list(REPEATED))
+@pytest.mark.parametrize(
+    "b",
+    [largest_b(), {"x": [largest_b()[:-100]]}, {f"{n:x}": n for n in range(7000)}],
+    ids=["a 97 KB string", "a 97 KB nested value", "7,000 keys"],
+)
+def test_rendering_stops_at_the_size_limit(policy: Any, b: Any) -> None:
+    """N copies of a device's 97 KB value (N = 2,970 in a 32 KB policy) took 1 s and 832 MB
+    of peak RSS: rendering must stop where the 32 KiB limit is crossed, so the memory it adds
+    to the request's is proportional to that limit, not to N."""
+    body = body_with_b(b)
+    without_templates = peak_memory(lambda: handle(body, PLAIN))
+    response, peak = handle(body, policy), peak_memory(lambda: handle(body, policy))
+    assert response.status == 400
+    assert "initialTwin would be over the 32768-byte limit" in response.body["message"]
+    added = peak - without_templates
+    assert added <= 4 * MAX_RENDERED_BYTES, f"rendering added {added:,} bytes at peak"
+
+
+PLAIN = compile_policy({"default": {"strategy": "weighted"}})
+
+
+def peak_memory(call: Callable[[], object]) -> int:
+    gc.collect()
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@given(st.recursive(st.none() | st.integers() | st.text(), json_containers, max_leaves=20))
+def test_the_rendered_size_is_the_size_of_the_compact_json(value: Any) -> None:
+    rendered = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    exact = Budget(len(rendered))
+    spend_json(value, exact)
+    assert exact.left == 0
+    with pytest.raises(RenderedTooLarge):
+        spend_json(value, Budget(len(rendered) - 1))
+
+
+# -- hash keys are bounded ----------------------------------------------------------------------
+
+SITES = compile_policy(json.loads((EXAMPLES / "04-site-affinity" / "policy.json").read_text()))
+SITE_HUBS = [f"contoso-sites-{n}.azure-devices.net" for n in (1, 2, 3)]
+
+
+@pytest.mark.parametrize(
+    ("length", "status"), [(MAX_HASH_KEY_LENGTH, 200), (MAX_HASH_KEY_LENGTH + 1, 400)]
+)
+def test_a_weighted_key_is_at_most_256_characters(length: int, status: int) -> None:
+    response = handle(
+        encode(make_request(linked_hubs=SITE_HUBS, payload={"siteId": "s" * length})), SITES
+    )
+    assert response.status == status
+    if status == 400:
+        assert "weighted key would be longer than 256 characters" in response.body["message"]
+
+
+class CountingMmh3:
+    def __init__(self) -> None:
+        self.bytes = 0
+
+    def hash64(self, data: bytes, *args: Any, **kwargs: Any) -> Any:
+        self.bytes += len(data)
+        return mmh3.hash64(data, *args, **kwargs)
+
+    def hash_bytes(self, data: bytes, *args: Any, **kwargs: Any) -> Any:
+        self.bytes += len(data)
+        return mmh3.hash_bytes(data, *args, **kwargs)
+
+
+def test_a_long_registration_id_is_hashed_in_bounded_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """256 linked hubs each hashed a 96 KiB registration ID again: 40 times what json.loads
+    takes on the body. A key past 256 bytes is hashed once, then as its first 256 bytes and
+    that digest."""
+    hubs = [f"hub-{n:03d}.azure-devices.net" for n in range(MAX_LINKED_HUBS)]
+    base = len(encode(make_request("", hubs)))
+    long_id = "r" * (MAX_BODY_BYTES - base)
+    counter = CountingMmh3()
+    monkeypatch.setattr(rendezvous, "mmh3", counter)
+    response = handle(encode(make_request(long_id, hubs)))
+    assert response.status == 200
+    per_hub = len("hub-000.azure-devices.net\n") + MAX_HASH_KEY_LENGTH + 16
+    assert counter.bytes <= len(long_id) + MAX_LINKED_HUBS * per_hub
+
+
+def test_long_keys_that_share_their_first_256_bytes_still_spread() -> None:
+    prefix = "p" * MAX_HASH_KEY_LENGTH
+    hubs = [rendezvous.choose(f"{prefix}{n}", CANDIDATES).name for n in range(200)]
+    assert set(hubs) == {c.name for c in CANDIDATES}
+
+
+def test_keys_within_the_bound_are_hashed_as_they_always_were() -> None:
+    key = "k" * MAX_HASH_KEY_LENGTH
+    assert rendezvous.encode_key(key) == key.encode()
+
+
+# -- nesting is measured outside strings, on the parsed body or on its bytes -------------------
+
+
+def strings_with_json_syntax() -> st.SearchStrategy[str]:
+    return st.text(st.sampled_from('[]{}:,"\\\\ 0e1aé\n'), max_size=12)
+
+
+def nested_document(depth: int, strings: list[str]) -> Any:
+    value: Any = strings
+    for level in range(depth):
+        value = {strings[level % len(strings)] if strings else "k": value} if level % 2 else [value]
+    return value
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    depth=st.integers(1, MAX_JSON_DEPTH + 3),
+    strings=st.lists(strings_with_json_syntax(), min_size=1, max_size=5),
+    padding=st.sampled_from([0, 2000]),
+)
+def test_nesting_is_measured_outside_strings(depth: int, strings: list[str], padding: int) -> None:
+    """With ``padding`` values the body is too large to walk and its bytes are measured: the
+    answer is the same, whatever brackets, quotes and backslashes its strings hold."""
+    payload = {"deep": nested_document(depth, strings), "pad": [0] * padding}
+    body = encode(make_request(payload=payload))
+    # The request object, deviceRuntimeContext, payload and "deep" are four levels over the
+    # document's own, and a list of strings at the bottom is one more.
+    expected = 200 if depth + 4 <= MAX_JSON_DEPTH else 400
+    assert handle(body).status == expected

@@ -120,6 +120,20 @@ def test_the_malformed_body_table_is_broad() -> None:
     assert len(BAD_BODIES) >= 25
 
 
+@pytest.mark.parametrize(
+    "body", [b"", b" \r\n\t ", b"\xef\xbb\xbf"], ids=["none", "whitespace", "bom"]
+)
+def test_an_empty_body_is_refused_as_empty(body: bytes) -> None:
+    """What `curl --data @missing-file` sends: the parser's "EOF while parsing a value" told
+    the operator nothing."""
+    response = handle(body)
+
+    assert response.status == 400
+    decoded = json.loads(response.body_bytes())
+    assert decoded["error"] == "invalid_request"
+    assert decoded["message"].startswith("the request body is empty")
+
+
 def test_a_body_of_exactly_96_kib_is_accepted() -> None:
     body = encode(make_request(payload={"pad": ""}))
     padding = MAX_BODY_BYTES - len(body)
