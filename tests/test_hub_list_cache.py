@@ -31,7 +31,7 @@ def long_hub_lists(lists: int, hubs: int = MAX_LINKED_HUBS) -> Iterator[list[str
 
 def test_caches_of_linked_hub_lists_hold_bounded_memory() -> None:
     """1,024 lists of 256 long host names each: the caches keep at most MAX_CACHED_HUBS hubs
-    each, whatever a caller sends. Unbounded, they held about 310 MB."""
+    each, whatever a caller sends. Unbounded, they held 212 MiB."""
     bodies = (encode(make_request(linked_hubs=hubs)) for hubs in long_hub_lists(1024))
     gc.collect()
     tracemalloc.start()
