@@ -14,7 +14,7 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from allocation.policy_sources import POLICY_FILE_SETTING, POLICY_SETTING, policy_cache
+from allocation.sources import POLICY_FILE_SETTING, POLICY_SETTING, policy_cache
 from fuzz.bodies import request as dps_request
 from tests.azurite import AzuriteServer
 

@@ -6,7 +6,7 @@ import json
 
 from allocation.cli.serve import KEYS_SETTING
 from allocation.cli.settings import apply_local_settings
-from allocation.policy_sources import (
+from allocation.sources import (
     CHECK_SETTING,
     POLICY_FILE_SETTING,
     POLICY_SETTING,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from allocation.errors import PolicyUnavailable
-from allocation.policy_sources import (
+from allocation.sources import (
     APP_ROOT,
     POLICY_FILE_SETTING,
     POLICY_SETTING,
@@ -68,50 +68,58 @@ def test_an_invalid_policy_is_unavailable_naming_the_path() -> None:
         load_policy({POLICY_SETTING: bad})
 
 
-class CountingLoader:
+class CountingSource:
+    """A source whose loads fail with the given reasons, in turn (None: loads the default)."""
+
+    kind = "default"
+    check_seconds = None
+
     def __init__(self, outcomes: list[str | None]) -> None:
         self.outcomes = outcomes
         self.calls = 0
 
-    def __call__(self) -> LoadedPolicy:
+    def load(self) -> LoadedPolicy:
         outcome = self.outcomes[min(self.calls, len(self.outcomes) - 1)]
         self.calls += 1
         if outcome is not None:
             raise PolicyUnavailable(outcome)
         return load_policy({})
 
+    def check(self, live: LoadedPolicy) -> LoadedPolicy | None:
+        return None
+
 
 def test_the_policy_is_loaded_once_and_lazily() -> None:
-    loader = CountingLoader([None])
-    cache = PolicyCache(loader)
-    assert loader.calls == 0
+    source = CountingSource([None])
+    cache = PolicyCache(lambda: source)
+    assert source.calls == 0
     assert not cache.attempted
     first = cache.get()
     assert cache.get() is first
-    assert loader.calls == 1
+    assert source.calls == 1
 
 
 def test_a_failed_load_is_retried_only_after_the_retry_interval() -> None:
     now = [100.0]
-    loader = CountingLoader(["file is half-written", None])
-    cache = PolicyCache(loader, interval=5, clock=lambda: now[0])
+    source = CountingSource(["file is half-written", None])
+    cache = PolicyCache(lambda: source, interval=5, clock=lambda: now[0])
 
     with pytest.raises(PolicyUnavailable, match="half-written"):
         cache.get()
     now[0] += 4.9
     with pytest.raises(PolicyUnavailable, match="half-written"):
         cache.get()
-    assert loader.calls == 1
+    assert source.calls == 1
 
     now[0] += 0.2
     assert cache.get().source == "default"
-    assert loader.calls == 2
+    assert source.calls == 2
 
 
 def test_importing_the_app_does_not_load_the_policy(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
 
-    import allocation.policy_sources as sources
+    from allocation import sources
 
     monkeypatch.setenv(POLICY_SETTING, "{ this is not json")
     sources.policy_cache.clear()

@@ -24,7 +24,7 @@ from allocation.cli import EXIT_OK, CommandError
 from allocation.cli.settings import apply_local_settings
 from allocation.errors import PolicyUnavailable
 from allocation.local_host import AccessLog, LocalHost
-from allocation.policy_sources import POLICY_FILE_SETTING, POLICY_SETTING, policy_cache
+from allocation.sources import POLICY_FILE_SETTING, POLICY_SETTING, policy_cache
 
 KEYS_SETTING: Final = "ALLOCATION_FUNCTION_KEYS"
 

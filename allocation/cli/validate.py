@@ -11,7 +11,7 @@ from typing import Any
 
 from allocation.cli import EXIT_OK
 from allocation.cli.settings import apply_local_settings, read_policy
-from allocation.policy_sources import POLICY_SETTING, LoadedPolicy
+from allocation.sources import POLICY_SETTING, LoadedPolicy
 
 
 def register(subcommands: Any) -> None:
