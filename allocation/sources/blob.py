@@ -65,8 +65,8 @@ class BlobSource:
         from azure.core import MatchConditions  # noqa: PLC0415 - only this setting loads the SDK
         from azure.core.exceptions import (  # noqa: PLC0415
             AzureError,
+            HttpResponseError,
             ResourceNotFoundError,
-            ResourceNotModifiedError,
         )
 
         try:
@@ -77,8 +77,6 @@ class BlobSource:
             downloader = blob.download_blob(**conditions, **REQUEST_OPTIONS)
             data = downloader.readall()
             etag: str = downloader.properties.etag
-        except ResourceNotModifiedError:
-            return None
         except ResourceNotFoundError:
             if seen == "deleted":
                 return None
@@ -91,6 +89,10 @@ class BlobSource:
         except StorageNotConfigured as error:
             raise PolicyUnavailable(str(error), "storage_not_configured") from None
         except (AzureError, OSError, ValueError) as error:
+            # The download raises a plain HttpResponseError for 304, not the SDK's
+            # ResourceNotModifiedError.
+            if isinstance(error, HttpResponseError) and error.status_code == 304:
+                return None
             raise SourceUnreachable(
                 f"cannot read the policy blob {self.location}: {_describe(error)}"
             ) from None
