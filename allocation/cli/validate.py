@@ -1,7 +1,8 @@
 """``python -m allocation validate [FILE]``: does the policy load, and what is in it.
 
 Without FILE it checks the policy the webhook would load here: ``ALLOCATION_POLICY``, else
-``ALLOCATION_POLICY_FILE``, else the built-in default, after ``local.settings.json``.
+``ALLOCATION_POLICY_BLOB``, else ``ALLOCATION_POLICY_FILE``, else the built-in default, after
+``local.settings.json``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ def register(subcommands: Any) -> None:
         description=(
             "Load a policy as the webhook would and print a one-line summary, or every problem "
             "with its JSON path. Without FILE: the policy of this host's settings "
-            f"({POLICY_SETTING}, ALLOCATION_POLICY_FILE, local.settings.json, else the "
+            f"({POLICY_SETTING}, ALLOCATION_POLICY_BLOB, ALLOCATION_POLICY_FILE, "
+            "local.settings.json, else the "
             "built-in default)."
         ),
         epilog=(
@@ -57,6 +59,8 @@ def describe_source(loaded: LoadedPolicy) -> str:
     """Where a policy came from, as the tools say it: 'file policy.json', ..."""
     if loaded.source == "file":
         return f"file {loaded.location}"
+    if loaded.source == "blob":
+        return f"blob {loaded.location}"
     if loaded.source == "setting":
         return f"app setting {POLICY_SETTING}"
     return "built-in default"
