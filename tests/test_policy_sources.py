@@ -128,3 +128,33 @@ def test_importing_the_app_does_not_load_the_policy(monkeypatch: pytest.MonkeyPa
     # The broken policy is found on first use, as a 503 rather than a host that cannot start.
     with pytest.raises(PolicyUnavailable, match="not valid JSON"):
         sources.policy_cache.get()
+
+
+def test_the_default_policy_answers_without_importing_a_storage_sdk() -> None:
+    """The cold start of the default policy: a first request and a health probe, and no Azure
+    Storage, Tables, Identity or Core SDK among the loaded modules."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, encode, make_request
+
+    code = (
+        "import sys, json, function_app\n"
+        "from allocation import webhook\n"
+        f"assert webhook.handle({encode(make_request())!r}).status == 200\n"
+        "assert webhook.health().body['policy']['source'] == 'default'\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith("
+        "('azure.storage', 'azure.data', 'azure.identity', 'azure.core')))))\n"
+    )
+    environment = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
