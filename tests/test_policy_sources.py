@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from allocation.errors import PolicyUnavailable
 from allocation.sources import (
@@ -158,3 +160,69 @@ def test_the_default_policy_answers_without_importing_a_storage_sdk() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []
+
+
+class ScriptedSource:
+    """A source that changes as a test says: each check shows the next event of the script."""
+
+    kind = "blob"
+    check_seconds = 30.0
+
+    def __init__(self) -> None:
+        self.version = 0  # the version now in the store; what a check compares with
+        self.seen = 0
+        self.event: str = "good"
+
+    def load(self) -> LoadedPolicy:
+        return self._version()
+
+    def check(self, live: LoadedPolicy) -> LoadedPolicy | None:
+        from allocation.errors import SourceUnreachable
+
+        if self.event == "unreachable":
+            raise SourceUnreachable("the store does not answer")
+        if self.seen == self.version:
+            return None
+        self.seen = self.version
+        if self.event == "bad":
+            raise PolicyUnavailable("invalid", "policy_invalid", f"v{self.version}")
+        return self._version()
+
+    def _version(self) -> LoadedPolicy:
+        return self.policy_of(self.version)
+
+    @staticmethod
+    def policy_of(version: int) -> LoadedPolicy:
+        hub = f"hub-{version}.azure-devices.net"
+        text = json.dumps({"default": {"strategy": "static", "hub": hub}})
+        return load_policy({POLICY_SETTING: text})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["good", "bad", "unreachable", "unchanged"]), max_size=30))
+def test_the_live_policy_is_always_the_newest_good_version(events: list[str]) -> None:
+    source = ScriptedSource()
+    cache = PolicyCache(lambda: source, background=False)
+    cache.get()
+    newest_good, bad_since_good = 0, False
+    for event in events:
+        if event in {"good", "bad"}:
+            source.version += 1
+            source.event = event
+        elif event == "unreachable":
+            source.event = "unreachable"
+        else:
+            source.event = "good" if source.event == "unreachable" else source.event
+        cache.check_now()
+        if event == "good":
+            newest_good, bad_since_good = source.version, False
+        elif event == "bad":
+            bad_since_good = True
+
+        status = cache.status()
+        assert status.live is not None
+        expected = ScriptedSource.policy_of(newest_good).policy.fingerprint
+        assert status.live.policy.fingerprint == expected
+        assert (status.rejected is not None) == bad_since_good
+        assert (status.unreachable is not None) == (source.event == "unreachable")
+        assert status.degraded == (bad_since_good or source.event == "unreachable")
