@@ -70,7 +70,8 @@ class PolicyCache:
         self._interval = interval
         self._clock = clock
         self._background = background
-        self._lock = threading.Lock()  # held by first loads, checks and clear
+        self._lock = threading.Lock()  # held by first loads, clear, and briefly by checks
+        self._checking = threading.Lock()  # one check at a time: a source remembers what it saw
         self._generation = 0  # a check that began before clear() must not write after it
         self._stop = threading.Event()
         self._reset()
@@ -109,8 +110,13 @@ class PolicyCache:
             self._live, self._failure, self._last_good = loaded, None, now
             seconds = self._check_seconds(source)
             if seconds is not None:
-                _log(logging.INFO, event="policy_loaded", source=source.kind,
-                     fingerprint=loaded.policy.fingerprint, previous=None)  # fmt: skip
+                _log(
+                    logging.INFO,
+                    event="policy_loaded",
+                    source=source.kind,
+                    fingerprint=loaded.policy.fingerprint,
+                    previous=None,
+                )
                 if self._background:
                     self._start_checks(seconds, self._generation)
             return loaded
@@ -133,6 +139,10 @@ class PolicyCache:
 
     def check_now(self) -> None:
         """Look at the source once: take a new good version, refuse a bad one."""
+        with self._checking:
+            self._check()
+
+    def _check(self) -> None:
         with self._lock:
             live, source, generation = self._live, self._source, self._generation
         if live is None or source is None:
