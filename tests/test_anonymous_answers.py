@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from allocation import webhook
 from allocation.sources import POLICY_FILE_SETTING, PolicyCache
@@ -186,6 +188,21 @@ def test_key_material_in_an_error_text_is_masked_in_logs(text: str) -> None:
     from allocation.errors import without_secrets
 
     assert SECRET not in without_secrets(text)
+
+
+@given(
+    name=st.sampled_from(["AccountKey", "SharedAccessKey", "sig", "code", "password", "token"]),
+    value=st.text(
+        alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=%-_",
+        min_size=8,
+    ),
+    before=st.sampled_from(["", "error: ", "a;", "https://x/?a=1&"]),
+    after=st.sampled_from(["", ";", "&b=2", " and more", "'"]),
+)
+def test_no_key_like_value_survives_masking(name: str, value: str, before: str, after: str) -> None:
+    from allocation.errors import without_secrets
+
+    assert without_secrets(f"{before}{name}={value}{after}") == f"{before}{name}=***{after}"
 
 
 def test_every_reason_code_is_in_the_documented_schema() -> None:

@@ -187,3 +187,18 @@ def test_of_two_concurrent_publishes_exactly_one_wins(
     assert sorted(codes.values()) == [0, publish_command.EXIT_LOST_RACE]
     [winner] = [name for name, code in codes.items() if code == 0]
     assert live_text(container) == (tmp_path / winner).read_text()
+
+
+def test_validate_and_explain_read_the_published_blob_as_the_webhook_does(
+    azurite: AzuriteServer, container: ContainerClient, tmp_path: Path
+) -> None:
+    publish(azurite, container, str(write_policy(tmp_path, THREE)))
+    env = {
+        "ALLOCATION_STORAGE": azurite.connection_string,
+        POLICY_BLOB_SETTING: f"{container.container_name}/policy.json",
+    }
+    result = run_cli("validate", env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"blob {container.container_name}/policy.json, fingerprint {fingerprint(THREE)}" in (
+        result.stdout
+    )
