@@ -333,3 +333,33 @@ def test_a_throttling_store_at_the_first_load_answers_503_at_once(
     status, body = hub()
     assert time.perf_counter() - started < 2  # no SDK back-off on the request path
     assert (status, body["reason"]) == (503, "policy_source_unreachable")
+
+
+def test_the_local_host_serves_the_blob_policy_and_takes_a_new_version_without_a_restart(
+    azurite: AzuriteServer,
+) -> None:
+    from tests.test_local_host import start_host
+
+    container = container_for(azurite.connection_string)
+    put(container, ON_A)
+    host = start_host(
+        env={
+            "ALLOCATION_STORAGE": azurite.connection_string,
+            POLICY_BLOB_SETTING: f"{container.container_name}/policy.json",
+            CHECK_SETTING: str(CHECK),
+        }
+    )
+    try:
+        status, _, body = host.request("GET", "/api/health")
+        assert (status, body["policy"]["source"]) == (200, "blob")
+        put(container, ON_B)
+
+        def answers_b() -> bool:
+            _, _, body = host.request(
+                "POST", "/api/allocate", encode(make_request(linked_hubs=[A, B]))
+            )
+            return bool(body.get("iotHubHostName") == B)
+
+        eventually(answers_b)
+    finally:
+        host.stop()
