@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from allocation.cli import EXIT_OK, CommandError
-from allocation.cli.settings import apply_local_settings, read_policy
+from allocation.cli import EXIT_FAILED, EXIT_OK, CommandError
+from allocation.cli.settings import apply_local_settings
 from allocation.cli.simulate import (
     DEFAULT_ENROLLMENT,
     Simulation,
@@ -103,8 +103,8 @@ class LostRace(Exception):
 
 def run(args: argparse.Namespace) -> int:
     apply_local_settings()
-    new = read_policy(args.file).policy  # CommandError, exit 1, for an invalid policy
     data = _read_bytes(Path(args.file))
+    new = validated(data, args.file)
     blob = policy_blob(args.blob)
     live = read_live(blob)
 
@@ -138,6 +138,20 @@ def _read_bytes(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as error:
         raise CommandError(f"cannot read the policy file {path}: {error}") from None
+
+
+def validated(data: bytes, name: str) -> Policy:
+    """The policy in ``data``, read exactly as the webhook reads a policy blob (UTF-8, with or
+    without a byte order mark, then parse_policy); every problem on its own line, exit 1."""
+    try:
+        return parse_policy(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as error:
+        raise CommandError(
+            f"invalid policy {name}: not UTF-8 text ({error})", EXIT_FAILED
+        ) from None
+    except PolicyError as error:
+        lines = "\n".join(f"  {problem}" for problem in error.problems)
+        raise CommandError(f"invalid policy {name}:\n{lines}", EXIT_FAILED) from None
 
 
 def policy_blob(option: str | None) -> BlobClient:
