@@ -205,7 +205,7 @@ class Load:
 
 
 def test_a_store_that_goes_away_is_stale_not_down_and_recovers_without_a_restart(
-    own_azurite: AzuriteServer, monkeypatch: pytest.MonkeyPatch
+    own_azurite: AzuriteServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("ALLOCATION_STORAGE", own_azurite.connection_string)
     container = container_for(own_azurite.connection_string)
@@ -213,6 +213,8 @@ def test_a_store_that_goes_away_is_stale_not_down_and_recovers_without_a_restart
     monkeypatch.setenv(CHECK_SETTING, str(CHECK))
     put(container, ON_A)
     assert hub() == A
+    live = webhook.health().body["policy"]["fingerprint"]
+    caplog.set_level("WARNING", logger="allocation")
 
     with Load() as load:
         own_azurite.stop()
@@ -222,6 +224,10 @@ def test_a_store_that_goes_away_is_stale_not_down_and_recovers_without_a_restart
             "degraded",
             "policy_source_unreachable",
         )
+        [line] = [json.loads(record.getMessage()) for record in caplog.records]
+        assert line["event"] == "policy_source_unreachable"
+        assert (line["source"], line["live"]) == ("blob", live)
+        assert line["correlationId"] == body["unreachable"]["correlationId"]
         time.sleep(0.5)
         own_azurite.start()
         eventually(lambda: webhook.health().body["status"] == "ok")
