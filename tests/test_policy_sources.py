@@ -226,3 +226,33 @@ def test_the_live_policy_is_always_the_newest_good_version(events: list[str]) ->
         assert (status.rejected is not None) == bad_since_good
         assert (status.unreachable is not None) == (source.event == "unreachable")
         assert status.degraded == (bad_since_good or source.event == "unreachable")
+
+
+@pytest.mark.parametrize(
+    ("setting", "blob", "file"),
+    [("", 30.0, 5.0), ("7", 7.0, 7.0), ("0.5", 0.5, 0.5), ("soon", 30.0, 5.0), ("0", 30.0, 5.0)],
+)
+def test_the_check_interval_is_the_setting_else_the_sources_own(
+    setting: str, blob: float, file: float
+) -> None:
+    from allocation.sources import CHECK_SETTING, check_seconds, select_source
+
+    environ = {CHECK_SETTING: setting}
+    blob_source = select_source({"ALLOCATION_POLICY_BLOB": "policies/policy.json"})
+    file_source = select_source({POLICY_FILE_SETTING: "policy.json"})
+    assert check_seconds(blob_source, environ) == blob
+    assert check_seconds(file_source, environ) == file
+    assert check_seconds(select_source({POLICY_SETTING: STATIC}), environ) is None
+
+
+@pytest.mark.parametrize("value", ["policies", "/policy.json", "policies/", " / "])
+def test_a_blob_setting_without_container_and_path_is_unavailable_saying_so(value: str) -> None:
+    with pytest.raises(PolicyUnavailable, match="<container>/<path>") as raised:
+        load_policy({"ALLOCATION_POLICY_BLOB": value})
+    assert raised.value.reason == "storage_not_configured"
+
+
+def test_a_blob_setting_without_a_storage_connection_is_unavailable_saying_so() -> None:
+    with pytest.raises(PolicyUnavailable, match="ALLOCATION_STORAGE") as raised:
+        load_policy({"ALLOCATION_POLICY_BLOB": "policies/policy.json"})
+    assert raised.value.reason == "storage_not_configured"
