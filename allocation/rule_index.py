@@ -57,10 +57,10 @@ from allocation.context import MISSING, RequestContext
 # each indexed field, the look-ups, sorting the candidates) is then more than the rules it
 # skips. Measured by benchmarks/rules_scale.py (the rules strategy's choice for a device no
 # rule holds for, one payload.customerId or registrationId prefix rule per customer, loaded
-# 2-core machine): the index took 1.9x the linear time at 2 rules, 0.95x at 4, 0.43x at 8,
-# 0.24x at 16. 8 rather than the break-even of 4: a list of cheaper conditions (a plain
-# registrationId equality) breaks even later. Tests set it to 1 (always index) or to a huge
-# number (never: the linear switch).
+# 2-core machine; BENCHMARKS.md): the index took 1.5-1.9x the linear time at 2 rules,
+# 0.83-0.95x at 4, 0.43x at 8, 0.22-0.24x at 16. 8 rather than the break-even of about 4:
+# cheaper conditions (a plain registrationId equality) break even later. Tests set it to 1
+# (always index) or to a huge number (never: the linear switch).
 MIN_RULES: int = 8
 
 # The fields whose reading runs a request (a device inventory lookup): the index reads every
