@@ -527,3 +527,24 @@ def test_a_short_list_is_checked_in_order_and_nested_lists_are_shown(tmp_path: P
     assert (
         "rules        default.rules[0].then: 3 rules, no index, 3 checked in order; " in text.stdout
     )
+
+
+def test_a_rules_list_reached_through_a_latency_fallback_is_shown(tmp_path: Path) -> None:
+    fallback = {"strategy": "rules", "rules": customer_rules(10)}
+    policy = write_policy(tmp_path, {"default": {"strategy": "latency", "fallback": fallback}})
+    request = write_request(tmp_path, make_request(payload={"customerId": "c9"}))
+
+    code, document = explain_json(str(request), "--policy", str(policy))
+
+    assert code == 0
+    assert document["path"] == 'default > fallback > rules[9] "customer-9" > static'
+    assert document["rules"] == [
+        {
+            "allocation": "default.fallback",
+            "rules": 10,
+            "indexed": True,
+            "checked": 1,
+            "skipped": 9,
+            "decidedBy": 'rules[9] "customer-9"',
+        }
+    ]

@@ -172,7 +172,8 @@ def _rules_lists(
     request alone, so it is asked again; another strategy that delegated (latency's fallback)
     is asked again with the candidates its step had. A denied device has no steps: its way
     ends at the first strategy other than rules."""
-    steps = {} if decision is None else {step.allocation: step for step in decision.steps}
+    # Only the steps that delegated: the last one picked a hub, and need not be asked again.
+    steps = {} if decision is None else {step.allocation: step for step in decision.steps[:-1]}
     _, allocation = policy.allocation_for(context.enrollment_id)
     lists: list[dict[str, Any]] = []
     while True:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, TypedDict
 
 from pydantic_core import core_schema as cs
@@ -72,7 +72,8 @@ class Rules:
     name: str = "rules"
     routes: bool = True
 
-    index: RuleIndex | None = None
+    # Built from the rules, so it says nothing equality of the rules does not.
+    index: RuleIndex | None = field(default=None, compare=False)
 
     def choose(self, context: RequestContext, candidates: Sequence[Candidate]) -> Outcome:
         rules = self.rules
