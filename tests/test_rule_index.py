@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from allocation import rule_index
-from allocation.conditions import compile_condition
+from allocation.conditions import Equals, FieldTest, compile_condition
 from allocation.context import context_from_request
 from allocation.policy import Policy, compile_policy
 from allocation.requests import parse_request
@@ -305,3 +305,20 @@ def test_a_long_list_is_indexed() -> None:
     assert strategy.index is not None
     response = handle(encode(make_request(payload={"customerId": "c99"})), policy)
     assert (response.status, response.body["rule"]) == (403, "rules[99]")
+
+
+def test_a_field_whose_reading_runs_a_lookup_is_never_read_by_the_index() -> None:
+    reads: list[str] = []
+
+    def inventory_customer(context: Any) -> Any:
+        reads.append(context.registration_id)
+        return "c1"
+
+    looked_up = FieldTest("lookup.inventory.customer", inventory_customer, Equals("c1"))
+    index = RuleIndex([looked_up] * 10)
+
+    assert index.always == tuple(range(10))
+    assert index.candidates(context_from_request(parse_request(encode(make_request())))) == list(
+        range(10)
+    )
+    assert reads == []
