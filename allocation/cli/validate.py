@@ -16,9 +16,9 @@ from typing import Any
 from allocation import rule_index
 from allocation.cli import EXIT_OK
 from allocation.cli.settings import apply_local_settings, read_policy
-from allocation.policy import Allocation, Policy
+from allocation.policy import Policy
 from allocation.policy_sources import POLICY_SETTING, LoadedPolicy
-from allocation.strategies.base import Delegate
+from allocation.strategies.base import Allocation, Delegate
 from allocation.strategies.rules import Rules
 
 
