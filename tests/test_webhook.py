@@ -313,6 +313,30 @@ def test_one_structured_line_per_decision(caplog: pytest.LogCaptureFixture) -> N
     assert line["durationMs"] >= 0
 
 
+@pytest.mark.parametrize("refused", [False, True], ids=["allocated", "refused"])
+def test_a_long_registration_id_is_cut_in_log_lines(
+    caplog: pytest.LogCaptureFixture, refused: bool
+) -> None:
+    """A registration ID may fill the 96 KiB body; the line keeps its first 256 characters and
+    says how many more there were."""
+    caplog.set_level(logging.INFO, logger="allocation")
+    policy = compile_policy(
+        {
+            "default": {
+                "strategy": "rules",
+                "rules": [],
+                "otherwise": "deny" if refused else {"strategy": "weighted"},
+            }
+        }
+    )
+    assert handle(encode(make_request("r" * 90_000)), policy).status == (403 if refused else 200)
+
+    [record] = caplog.records
+    line = json.loads(record.getMessage())
+    assert line["registrationId"] == "r" * 256 + f"... ({90_000 - 256} more characters)"
+    assert len(record.getMessage()) < 1024
+
+
 def test_refusals_are_logged_once_too(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="allocation")
     handle(b"[]")
