@@ -42,3 +42,6 @@ MAX_HASH_KEY_LENGTH: Final = 256
 # what a caller sending endless variations makes us hold, at about 1 KB per hub of the longest
 # host names.
 MAX_CACHED_HUBS: Final = 4096
+
+# A registration or enrollment ID in a log line, in characters; the rest is counted, not written.
+MAX_LOGGED_ID_LENGTH: Final = 256

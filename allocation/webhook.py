@@ -31,6 +31,7 @@ from allocation.errors import (
 )
 from allocation.limits import (
     MAX_BODY_BYTES,
+    MAX_LOGGED_ID_LENGTH,
     RETRY_AFTER_SECONDS,
 )
 from allocation.policy import Policy
@@ -222,8 +223,8 @@ def _log_decision(
     current = context.current_hub
     log(
         logging.INFO,
-        f'{{"event":"allocated","registrationId":{_string(context.registration_id)},'
-        f'"enrollment":{_string(context.enrollment_id)},"path":{_string(decision.path)},'
+        f'{{"event":"allocated","registrationId":{_string(_logged(context.registration_id))},'
+        f'"enrollment":{_string(_logged(context.enrollment_id))},"path":{_string(decision.path)},'
         f'"candidates":{len(decision.steps[-1].after_drain)},"hub":{_string(decision.hub.name)},'
         f'"reprovision":{"false" if current is None else "true"},'
         f'"currentHub":{"null" if current is None else _string(current)},'
@@ -246,8 +247,8 @@ def _log_refusal(
     record: dict[str, Any] = {"event": error.code, "status": status_of(error)}
     if context is not None:
         record.update(
-            registrationId=context.registration_id,
-            enrollment=context.enrollment_id,
+            registrationId=_logged(context.registration_id),
+            enrollment=_logged(context.enrollment_id),
             reprovision=context.reprovision,
         )
     if isinstance(error, Denied):
@@ -270,6 +271,15 @@ def _log(log: LogLine, level: int, record: dict[str, Any]) -> None:
     # One JSON object per line: App Insights, `func start` and the local host all keep it whole,
     # and JSON escaping keeps device-controlled strings from forging log lines.
     log(level, COMPACT_JSON.encode(record))
+
+
+def _logged(device_id: str) -> str:
+    # A registration ID may fill the 96 KiB body: escaping it into every line cost twice what
+    # json.loads takes on the body, and no log store wants such lines.
+    if len(device_id) <= MAX_LOGGED_ID_LENGTH:
+        return device_id
+    cut = len(device_id) - MAX_LOGGED_ID_LENGTH
+    return f"{device_id[:MAX_LOGGED_ID_LENGTH]}... ({cut} more characters)"
 
 
 def _elapsed_ms(started: float) -> float:
