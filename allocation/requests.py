@@ -13,7 +13,9 @@ rule out too many keys or a number beyond a double's range.
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 import re
 from typing import Any, Final, NamedTuple
 
@@ -58,6 +60,8 @@ def _at_most(depth: int) -> re.Pattern[bytes]:
 # over long chains of single-key objects cost 1.4 ms; the expression checks what one pass
 # leaves in one scan (the parser has refused unbalanced brackets by then).
 _NESTED_WITHIN_LIMIT_LESS_ONE: Final = _at_most(MAX_JSON_DEPTH - 1)
+# A run costs about as much as ten bytes of the regular expression.
+_BYTES_PER_RUN_BOUNDARY: Final = 12
 
 
 class _Shape(NamedTuple):
@@ -219,15 +223,37 @@ def _shape(body: bytes) -> _Shape:
     between the quotes of each pair that remains. Of the brackets outside strings, one pass of
     ``replace(b"()", b"")`` removes the innermost level, and what is left must nest at most
     MAX_JSON_DEPTH - 1 deep."""
-    if b"\\" in body:
-        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    # Escaped backslashes first, then escaped quotes; each pass only where one can be.
+    if b"\\\\" in body:
+        body = body.replace(b"\\\\", b"")
+    if b'\\"' in body:
+        body = body.replace(b'\\"', b"")
     kept = body.translate(_DIGITS_AS_ZERO, _NOT_KEPT).replace(b'""', b"")
     outside = b"".join(kept.split(b'"')[::2]) if b'"' in kept else kept
     huge = b"0e" in outside or _HUGE_NUMBER_DIGITS in outside
     keys = outside.count(b":")
     brackets = outside.translate(_BRACKETS_AS_PARENTHESES, _NOT_BRACKETS).replace(b"()", b"")
-    deeper = bool(brackets) and _NESTED_WITHIN_LIMIT_LESS_ONE.fullmatch(brackets) is None
-    return _Shape(deeper, keys, huge)
+    return _Shape(_nests_deeper_than_limit_less_one(brackets), keys, huge)
+
+
+def _nests_deeper_than_limit_less_one(brackets: bytes) -> bool:
+    """Whether balanced parentheses nest deeper than MAX_JSON_DEPTH - 1.
+
+    Where they form few runs, as long chains of objects do, the depth is summed over the runs,
+    all of it in C: split at each ``)(``, every piece is a run of ``(`` then a run of ``)``
+    (the one of each that a split drops cancel out in the sums). Where runs are many and short,
+    a regular expression checks every byte (15 ns each: 0.4 ms for 26,000 bytes of chains,
+    against about 0.1 ms by runs)."""
+    if not brackets:
+        return False
+    if brackets.count(b")(") * _BYTES_PER_RUN_BOUNDARY > len(brackets):
+        return _NESTED_WITHIN_LIMIT_LESS_ONE.fullmatch(brackets) is None
+    pieces = brackets.split(b")(")
+    opened = list(map(bytes.count, pieces, itertools.repeat(b"(")))
+    closed = map(operator.sub, map(len, pieces), opened)
+    steps = itertools.chain.from_iterable(zip(opened, map(operator.neg, closed), strict=True))
+    deepest: int = max(itertools.accumulate(steps))
+    return deepest > MAX_JSON_DEPTH - 1
 
 
 def _check_payload(payload: Any) -> None:

@@ -314,12 +314,15 @@ def nested_document(depth: int, strings: list[str]) -> Any:
 @given(
     depth=st.integers(1, MAX_JSON_DEPTH + 3),
     strings=st.lists(strings_with_json_syntax(), min_size=1, max_size=5),
-    padding=st.sampled_from([0, 2000]),
+    padding=st.sampled_from([[], [0] * 2000, [[[0]]] * 700]),
 )
-def test_nesting_is_measured_outside_strings(depth: int, strings: list[str], padding: int) -> None:
-    """With ``padding`` values the body is too large to walk and its bytes are measured: the
-    answer is the same, whatever brackets, quotes and backslashes its strings hold."""
-    payload = {"deep": nested_document(depth, strings), "pad": [0] * padding}
+def test_nesting_is_measured_outside_strings(
+    depth: int, strings: list[str], padding: list[Any]
+) -> None:
+    """With padding the body is too large to walk and its bytes are measured (as long runs of
+    brackets, or many short ones): the answer is the same, whatever brackets, quotes and
+    backslashes its strings hold."""
+    payload = {"deep": nested_document(depth, strings), "pad": padding}
     body = encode(make_request(payload=payload))
     # The request object, deviceRuntimeContext, payload and "deep" are four levels over the
     # document's own, and a list of strings at the bottom is one more.
