@@ -25,7 +25,8 @@ Where the policy reference leaves it open, this strategy decides:
   candidates (not linked, filtered out, drained) are ignored; a value counts only if it is a
   JSON number (not a boolean, not a string), finite and not negative; anything else is ignored
   as if absent. An entry spelled as in linkedHubs counts when usable; else the usable entries
-  whose name matches ignoring case (the smallest, if several). A ``measurements`` value that is
+  whose name matches ignoring case (the smallest, if several), looked for only in a map of at
+  most MAX_MEASUREMENTS entries. A ``measurements`` value that is
   not an object counts as no measurements. (The webhook refuses a body holding ``NaN`` or
   ``Infinity`` with 400 before any strategy runs; a number beyond the double range reaches the
   strategy as text and is ignored.)
@@ -72,6 +73,7 @@ from allocation.context import PayloadPath, RequestContext
 from allocation.errors import PolicyError, Problem
 from allocation.geo import Position
 from allocation.hostnames import host_key
+from allocation.limits import MAX_LINKED_HUBS
 from allocation.options import options_validator, parse_options
 from allocation.paths import JsonPath, format_path
 from allocation.shapes import ANY, STRING, nullable, optional
@@ -241,6 +243,11 @@ class Latency:
         return Pick(chosen, evidence)
 
 
+# Entries of a measurements map searched for other spellings of a host name: four per linked
+# hub DPS may send.
+MAX_MEASUREMENTS: Final = 4 * MAX_LINKED_HUBS
+
+
 def _measured(measured: Mapping[Any, Any], candidates: Sequence[Candidate]) -> Estimates:
     found: dict[str, float] = {}
     # A device normally reports host names as DPS sends them in linkedHubs: look those up first.
@@ -248,8 +255,9 @@ def _measured(measured: Mapping[Any, Any], candidates: Sequence[Candidate]) -> E
         ms = _milliseconds(measured.get(hub.name))
         if ms is not None:
             found[hub.key] = ms
-    if len(found) < len(candidates) and len(measured) > len(found):
-        # Then any other spelling, ignoring case; of several, the smallest counts.
+    if len(found) < len(candidates) and len(found) < len(measured) <= MAX_MEASUREMENTS:
+        # Then any other spelling, ignoring case; of several, the smallest counts. Only in a
+        # map of real size: 10,000 entries cost twice what json.loads takes on the body.
         unmeasured = {hub.key for hub in candidates if hub.key not in found}
         for host, value in measured.items():
             key = host_key(host) if isinstance(host, str) else None
