@@ -1,4 +1,4 @@
-"""5. The worst request body for each shipped example policy, against ``json.loads`` of it.
+"""6. The worst request body for each shipped example policy, against ``json.loads`` of it.
 
 A device controls its payload, and DPS passes up to 96 KiB of it. For each policy under
 ``examples/``, bodies that fill the limit are built from one of the example's own requests, with
