@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any, Final, TextIO
-from urllib.parse import parse_qs
+from urllib.parse import unquote_to_bytes
 
 from allocation import openapi, webhook
 from allocation.limits import MAX_BODY_BYTES
@@ -31,21 +31,59 @@ KEY_HEADER: Final = b"x-functions-key"
 
 access_log = logging.getLogger("allocation.access")
 
-_CODE_IN_QUERY = re.compile(r"(?i)((?:^|&)code=)[^&]*")
+# The Functions host reads the key from the query parameter ``code`` (ASP.NET Core compares
+# query names without case). Authentication and the log's redaction both use this one test, on
+# the name as decoded: no spelling of a query authenticates with a key the log then shows.
+KEY_PARAMETER: Final = b"code"
+
+# What an access line may show as it is: printable ASCII but the quote and the backslash, which
+# frame and escape the line. Anything else becomes \xHH, as nginx writes its access log.
+_UNSAFE_IN_LOG = re.compile(r"[^\x20-\x21\x23-\x5b\x5d-\x7e]")
+
+
+def _escape_match(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
+
+
+def log_escaped(raw: bytes) -> str:
+    """Client bytes as an access line may show them: always one line, never a quote."""
+    return _UNSAFE_IN_LOG.sub(_escape_match, raw.decode("latin-1"))
+
+
+def _query_decoded(part: bytes) -> bytes:
+    # As application/x-www-form-urlencoded: "+" is a space, then %XX escapes; never raises.
+    return unquote_to_bytes(part.replace(b"+", b" "))
+
+
+def _is_key_parameter(name: bytes) -> bool:
+    return _query_decoded(name).lower() == KEY_PARAMETER
 
 
 # DPS calls with one query string (the webhook URL's ?code=<key>) again and again: its key and
 # its redacted form are kept rather than parsed for every request.
 @functools.lru_cache(maxsize=64)
-def redact_query(query: str) -> str:
-    """The query string with any function key replaced: keys never reach a log."""
-    return _CODE_IN_QUERY.sub(r"\1***", query)
+def _query(query: bytes) -> tuple[bytes | None, str]:
+    offered: bytes | None = None
+    logged = []
+    for field in query.split(b"&"):
+        name, _, value = field.partition(b"=")
+        if _is_key_parameter(name):
+            if offered is None:
+                offered = _query_decoded(value)
+            logged.append(name + b"=***")
+        else:
+            logged.append(field)
+    return offered, log_escaped(b"&".join(logged))
 
 
-@functools.lru_cache(maxsize=64)
-def _code_in_query(query: bytes) -> bytes | None:
-    codes = parse_qs(query.decode("latin-1")).get("code")
-    return codes[0].encode("latin-1") if codes else None
+def redact_query(query: bytes) -> str:
+    """The query string as logged: every function key replaced, escaped to stay on one line."""
+    return _query(query)[1]
+
+
+def key_in_query(query: bytes) -> bytes | None:
+    """The function key a query offers: its first ``code`` parameter, decoded."""
+    return _query(query)[0]
 
 
 class AccessLog:
@@ -147,7 +185,7 @@ class LocalHost:
             return True
         offered = dict(scope["headers"]).get(KEY_HEADER)
         if offered is None:
-            offered = _code_in_query(scope.get("query_string", b""))
+            offered = key_in_query(scope.get("query_string", b""))
         if offered is None:
             return False
         # Compare with every key, in constant time, so timing tells nothing about any key.
@@ -209,8 +247,23 @@ async def _send(send: Send, status: int, body: bytes, headers: Mapping[str, str]
 
 
 def access_line(scope: Scope, status: int, started: float) -> str:
-    query = scope.get("query_string", b"").decode("latin-1")
-    target = scope["path"] + (f"?{redact_query(query)}" if query else "")
     client = scope.get("client") or ("-", 0)
     elapsed = (time.perf_counter() - started) * 1000
-    return f'{client[0]} "{scope["method"]} {target}" {status} {elapsed:.2f}ms'
+    return (
+        f"{log_escaped(str(client[0]).encode('utf-8', 'backslashreplace'))} "
+        f'"{log_escaped(scope["method"].encode("utf-8", "backslashreplace"))} {_target(scope)}" '
+        f"{status} {elapsed:.2f}ms"
+    )
+
+
+def _target(scope: Scope) -> str:
+    # The path as the client sent it, still percent-encoded: the decoded one could hold a line
+    # break, and the same request always logs the same way.
+    raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "backslashreplace")
+    query = scope.get("query_string", b"")
+    return _logged_target(raw_path, query)
+
+
+@functools.lru_cache(maxsize=64)
+def _logged_target(raw_path: bytes, query: bytes) -> str:
+    return log_escaped(raw_path) + (f"?{redact_query(query)}" if query else "")
