@@ -4,11 +4,18 @@ It answers like the Azure Functions host in front of ``function_app.py``: ``POST
 behind a function key (``?code=<key>`` or the ``x-functions-key`` header; wrong or missing: 401)
 and ``GET /api/health``, anonymous. Both call the same core entry points as the Function.
 Served by ``python -m allocation serve``; this module imports no server.
+
+Policy code never runs on the event loop when it could wait: a policy with a plug-in (whose
+``choose`` may take up to PLUGIN_TIMEOUT_SECONDS), and any answer that must first load or check
+the policy, run on a thread, so one slow plug-in or reload never delays health or other
+requests. A policy of built-in strategies answers on the loop: its cost is bounded CPU time,
+and the hop to a thread would cost the host a large share of its throughput (BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import hmac
 import json
@@ -20,7 +27,11 @@ from typing import Any, Final, TextIO
 from urllib.parse import unquote_to_bytes
 
 from allocation import openapi, webhook
+from allocation.errors import RequestTooLarge
 from allocation.limits import MAX_BODY_BYTES
+from allocation.policy import Policy
+from allocation.policy_sources import policy_cache
+from allocation.strategies import BUILTIN
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -28,6 +39,14 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 KEY_HEADER: Final = b"x-functions-key"
+
+# At most this many connections open at once; the server closes any more as soon as it accepts
+# them. Policy code gets as many threads, so no request ever waits for a thread behind others.
+MAX_CONNECTIONS: Final = 256
+# A request body must arrive within this long of its headers: DPS sends at most 96 KiB at once.
+BODY_SECONDS: Final = 5.0
+
+_BUILTIN_STRATEGIES: Final = frozenset(BUILTIN)
 
 access_log = logging.getLogger("allocation.access")
 
@@ -129,6 +148,12 @@ class LocalHost:
     def __init__(self, keys: Iterable[str] = (), access: AccessLog | None = None) -> None:
         self.keys = tuple(key.encode() for key in keys if key)
         self.access = access or AccessLog()
+        # Threads start only when needed. Health has its own, so requests waiting on a plug-in
+        # never keep it waiting.
+        self._policy_threads = concurrent.futures.ThreadPoolExecutor(
+            MAX_CONNECTIONS, thread_name_prefix="policy"
+        )
+        self._health_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="health")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -150,6 +175,8 @@ class LocalHost:
             elif message["type"] == "lifespan.shutdown":
                 if flusher is not None:
                     flusher.cancel()
+                for threads in (self._policy_threads, self._health_thread):
+                    threads.shutdown(wait=False, cancel_futures=True)
                 self.access.flush()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -166,19 +193,64 @@ class LocalHost:
                     {"error": "unauthorized", "message": "a valid function key is required: "
                      "?code=<key> or the x-functions-key header"},
                 )  # fmt: skip
-            body = await _read_body(receive, MAX_BODY_BYTES)
-            if body is None:
-                body = b"x" * (MAX_BODY_BYTES + 1)  # answered 413 by the webhook
-            return await _respond(send, webhook.handle(body, log=self.access.webhook_line))
+            try:
+                body = await _read_body(scope, receive, MAX_BODY_BYTES)
+            except _BodyTooLarge as error:
+                # Answered before the rest is read, and the connection closed: nothing more of
+                # the body is ever read. The refusal is logged as the webhook logs its own.
+                too_large = RequestTooLarge(
+                    f"the body is {error.size} bytes; an allocation request is at most "
+                    f"{MAX_BODY_BYTES}"
+                )
+                if webhook.logger.isEnabledFor(logging.INFO):
+                    self.access.webhook_line(
+                        logging.INFO,
+                        webhook.COMPACT_JSON.encode(
+                            {"event": too_large.code, "status": 413, "message": too_large.message}
+                        ),
+                    )
+                return await _respond(send, webhook.error_response(too_large), close=True)
+            except asyncio.TimeoutError:  # TimeoutError itself from Python 3.11
+                return await _json(
+                    send,
+                    408,
+                    {"error": "request_timeout", "message": "the request body did not arrive "
+                     f"within {BODY_SECONDS:g} s"},
+                    close=True,
+                )  # fmt: skip
+            except _Disconnected:
+                return 499  # nginx's code for a client that left before its answer
+            return await _respond(send, await self._allocate(body))
         if path == "/api/health":
             if method != "GET":
                 return await _method_not_allowed(send, "GET")
-            return await _respond(send, webhook.health())
+            return await _respond(send, await self._health())
         if path == "/api/openapi.json":
             if method != "GET":
                 return await _method_not_allowed(send, "GET")
             return await _send(send, 200, openapi.document_bytes(), webhook.JSON_HEADERS)
         return await _json(send, 404, {"error": "not_found", "message": f"no route {path}"})
+
+    async def _allocate(self, body: bytes) -> webhook.WebhookResponse:
+        loaded = policy_cache.current()
+        if loaded is not None and not _may_wait(loaded.policy):
+            return webhook.handle(body, loaded.policy, log=self.access.webhook_line)
+        # The decision line is written here, on the loop, so it stays just before its access
+        # line in the same batch.
+        lines: list[tuple[int, str]] = []
+        response = await asyncio.get_running_loop().run_in_executor(
+            self._policy_threads,
+            functools.partial(webhook.handle, body, log=lambda *line: lines.append(line)),
+        )
+        for level, line in lines:
+            self.access.webhook_line(level, line)
+        return response
+
+    async def _health(self) -> webhook.WebhookResponse:
+        loaded = policy_cache.current()
+        if loaded is not None:
+            return webhook.health(loaded)
+        return await asyncio.get_running_loop().run_in_executor(self._health_thread, webhook.health)
 
     def _authorised(self, scope: Scope) -> bool:
         if not self.keys:
@@ -193,32 +265,70 @@ class LocalHost:
         return any(matches)
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The request body, or None as soon as it passes ``limit`` (nothing more is buffered)."""
+def _may_wait(policy: Policy) -> bool:
+    """Whether answering with ``policy`` can wait on operator code: a plug-in strategy."""
+    return not policy.strategies <= _BUILTIN_STRATEGIES
+
+
+class _BodyTooLarge(Exception):
+    def __init__(self, size: str) -> None:
+        super().__init__(size)
+        self.size = size  # as the client declared it, or "over <limit>"
+
+
+class _Disconnected(Exception):
+    pass
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request body. Raises _BodyTooLarge as soon as it is known to pass ``limit``, from
+    Content-Length before any of it is read, and asyncio.TimeoutError past BODY_SECONDS."""
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise _BodyTooLarge(value.decode())
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        body: bytes = message.get("body", b"")
+        if len(body) > limit:
+            raise _BodyTooLarge(str(len(body)))
+        return body  # the whole body came with the headers: no timer to set
+    return await asyncio.wait_for(_rest_of_body(message, receive, limit), BODY_SECONDS)
+
+
+async def _rest_of_body(message: Message, receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
         if message["type"] == "http.disconnect":
-            return b"".join(chunks)
+            raise _Disconnected
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            return None
+            raise _BodyTooLarge(f"over {limit}")
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+        message = await receive()
 
 
-async def _respond(send: Send, response: webhook.WebhookResponse) -> int:
-    return await _send(send, response.status, response.body_bytes(), response.headers)
+async def _respond(send: Send, response: webhook.WebhookResponse, *, close: bool = False) -> int:
+    headers = {**response.headers, "Connection": "close"} if close else response.headers
+    return await _send(send, response.status, response.body_bytes(), headers)
 
 
 async def _json(
-    send: Send, status: int, body: dict[str, Any], headers: Mapping[str, str] | None = None
+    send: Send,
+    status: int,
+    body: dict[str, Any],
+    headers: Mapping[str, str] | None = None,
+    *,
+    close: bool = False,
 ) -> int:
     data = json.dumps(body, separators=(",", ":")).encode()
-    return await _send(send, status, data, headers or webhook.JSON_HEADERS)
+    headers = headers or webhook.JSON_HEADERS
+    if close:
+        headers = {**headers, "Connection": "close"}
+    return await _send(send, status, data, headers)
 
 
 async def _method_not_allowed(send: Send, allowed: str) -> int:

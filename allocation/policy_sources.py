@@ -130,6 +130,14 @@ class PolicyCache:
             self._loaded, self._checked_at, self._failure = loaded, now, None
             return loaded
 
+    def current(self) -> LoadedPolicy | None:
+        """The loaded policy if it can be used without a load or a check of its file, else None:
+        never waits, so an event loop may call it."""
+        loaded = self._loaded
+        if loaded is not None and self._fresh(loaded, self._clock()):
+            return loaded
+        return None
+
     def _fresh(self, loaded: LoadedPolicy, now: float) -> bool:
         return loaded.location is None or now - self._checked_at < self._interval
 
