@@ -103,6 +103,21 @@ def test_a_declared_100_mb_body_gets_413_at_once_and_is_never_read(host: Host) -
     assert sent < 10 * 1024 * 1024
 
 
+def test_a_client_still_sending_a_refused_body_reads_its_413_not_a_reset(host: Host) -> None:
+    # As urllib or requests send: the whole body, then read the answer; a send that fails on a
+    # reset loses the answer with it.
+    with connect(host) as client:
+        client.sendall(b"POST /api/allocate HTTP/1.1\r\nHost: x\r\nContent-Length: 900000\r\n\r\n")
+        time.sleep(0.3)  # the 413 is written by now
+        for _ in range(9):
+            client.sendall(b"x" * 100_000)
+            time.sleep(0.01)
+        answer, seconds = closed_after(client, 5)
+    assert answer.startswith(b"HTTP/1.1 413")
+    assert b'"error":"too_large"' in answer
+    assert seconds < 3
+
+
 def test_a_chunked_body_over_the_limit_gets_413_and_the_connection_closes(host: Host) -> None:
     chunk = b"x" * (96 * 1024 + 1)
     with connect(host) as client:

@@ -8,7 +8,9 @@ and ``limit_conn`` are the model here). The limits, documented in the README:
 - a request's headers must arrive within ``HEADER_SECONDS`` of its first byte (of the
   connection, for the first request), its body within ``BODY_SECONDS`` (allocation.local_host);
 - an idle keep-alive connection is closed after ``KEEP_ALIVE_SECONDS``;
-- a body over the limit gets its 413 at once and the connection is closed, unread;
+- a body over the limit gets its 413 at once and the connection is closed, unread: what the
+  client still sends is discarded for up to ``LINGER_SECONDS`` or ``LINGER_BYTES`` (nginx's
+  lingering close), so that a client busy sending reads the 413 rather than a reset;
 - when ``accept()`` fails (no file descriptor left), one line says so at most every
   ``ACCEPT_ERROR_LOG_SECONDS``, instead of a traceback per attempt.
 
@@ -40,6 +42,8 @@ KEEP_ALIVE_SECONDS: Final = 5
 # Connections the kernel queues before the server accepts them.
 BACKLOG: Final = 128
 ACCEPT_ERROR_LOG_SECONDS: Final = 10.0
+LINGER_SECONDS: Final = 2.0
+LINGER_BYTES: Final = 1024 * 1024
 
 logger = logging.getLogger("allocation.serve")
 
@@ -49,16 +53,23 @@ class LimitedH11Protocol(H11Protocol):
 
     _refused = False
     _header_deadline: asyncio.TimerHandle | None = None
+    _lingering: asyncio.TimerHandle | None = None
+    _discarded = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if len(self.connections) >= MAX_CONNECTIONS:
             self._refused = True
             transport.close()
             return
-        super().connection_made(transport)  # type: ignore[arg-type]
+        super().connection_made(_LingeringClose(transport, self))  # type: ignore[arg-type]
         self._header_deadline = self.loop.call_later(HEADER_SECONDS, self._headers_too_slow)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering is not None:
+            self._discarded += len(data)
+            if self._discarded > LINGER_BYTES:
+                self._close_now()
+            return
         super().data_received(data)
         # Still IDLE after data: a request has begun and its headers are not complete. The
         # deadline is set once per request, so trickling bytes never extends it. A request that
@@ -73,15 +84,60 @@ class LimitedH11Protocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._refused:
             return
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
+        for timer in (self._header_deadline, self._lingering):
+            if timer is not None:
+                timer.cancel()
+        self._header_deadline = None
         super().connection_lost(exc)
+
+    def linger(self, transport: asyncio.Transport) -> None:
+        """Our side is finished (FIN sent after the answer); discard what the client still
+        sends for a while, then close."""
+        transport.write_eof()
+        transport.resume_reading()  # uvicorn pauses reading while a body waits to be read
+        self._lingering = self.loop.call_later(LINGER_SECONDS, self._close_now)
+
+    def _close_now(self) -> None:
+        transport = self.transport
+        if isinstance(transport, _LingeringClose):
+            transport.transport.close()
 
     def _headers_too_slow(self) -> None:
         self._header_deadline = None
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
             self.transport.close()
+
+
+class _LingeringClose:
+    """The connection's transport, but a close while the client is still sending a body (after
+    a 413 or a 408) half-closes it and lingers: closing a socket with unread data sends a TCP
+    reset, which can reach the client before it has read the answer."""
+
+    def __init__(self, transport: asyncio.BaseTransport, protocol: LimitedH11Protocol) -> None:
+        self.transport: Any = transport
+        self._protocol = protocol
+        self._closing = False
+        # What uvicorn calls for every request, bound once rather than found by __getattr__.
+        real: Any = transport
+        self.write = real.write
+        self.pause_reading = real.pause_reading
+        self.resume_reading = real.resume_reading
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        sending = self._protocol.conn.their_state is h11.SEND_BODY
+        if sending and not self.transport.is_closing() and self.transport.can_write_eof():
+            self._protocol.linger(self.transport)
+        else:
+            self.transport.close()
+
+    def is_closing(self) -> bool:
+        return self._closing or bool(self.transport.is_closing())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
 
 
 class AcceptErrors:
