@@ -49,7 +49,8 @@ logger = logging.getLogger("allocation.serve")
 
 
 class LimitedH11Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol with a connection limit and a deadline for headers."""
+    """uvicorn's HTTP/1.1 protocol with a connection limit, a deadline for headers, and a
+    lingering close after a refused body."""
 
     _refused = False
     _header_deadline: asyncio.TimerHandle | None = None
