@@ -6,10 +6,11 @@ and ``GET /api/health``, anonymous. Both call the same core entry points as the 
 Served by ``python -m allocation serve``; this module imports no server.
 
 Policy code never runs on the event loop when it could wait: a policy with a plug-in (whose
-``choose`` may take up to PLUGIN_TIMEOUT_SECONDS), and any answer that must first load or check
-the policy, run on a thread, so one slow plug-in or reload never delays health or other
-requests. A policy of built-in strategies answers on the loop: its cost is bounded CPU time,
-and the hop to a thread would cost the host a large share of its throughput (BENCHMARKS.md).
+``choose`` may take up to PLUGIN_TIMEOUT_SECONDS), and any answer that must first load the
+policy (later checks of its source run in the background: allocation.sources.cache), run on a
+thread, so one slow plug-in or load never delays health or other requests. A policy of built-in
+strategies answers on the loop: its cost is bounded CPU time, and the hop to a thread would cost
+the host a large share of its throughput (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from allocation import openapi, webhook
 from allocation.errors import RequestTooLarge
 from allocation.limits import MAX_BODY_BYTES
 from allocation.policy import Policy
-from allocation.policy_sources import policy_cache
+from allocation.sources import policy_cache
 from allocation.strategies import BUILTIN
 
 Scope = MutableMapping[str, Any]
@@ -203,12 +204,10 @@ class LocalHost:
                     f"{MAX_BODY_BYTES}"
                 )
                 if webhook.logger.isEnabledFor(logging.INFO):
-                    self.access.webhook_line(
-                        logging.INFO,
-                        webhook.COMPACT_JSON.encode(
-                            {"event": too_large.code, "status": 413, "message": too_large.message}
-                        ),
-                    )
+                    line = {"event": too_large.code, "status": 413, "message": too_large.message}
+                    if policy_cache.live is not None:
+                        line["policy"] = policy_cache.live.policy.fingerprint
+                    self.access.webhook_line(logging.INFO, webhook.COMPACT_JSON.encode(line))
                 return await _respond(send, webhook.error_response(too_large), close=True)
             except asyncio.TimeoutError:  # TimeoutError itself from Python 3.11
                 return await _json(
@@ -232,25 +231,33 @@ class LocalHost:
         return await _json(send, 404, {"error": "not_found", "message": f"no route {path}"})
 
     async def _allocate(self, body: bytes) -> webhook.WebhookResponse:
-        loaded = policy_cache.current()
-        if loaded is not None and not _may_wait(loaded.policy):
-            return webhook.handle(body, loaded.policy, log=self.access.webhook_line)
-        # The decision line is written here, on the loop, so it stays just before its access
+        live = policy_cache.live
+        if live is not None and not _may_wait(live.policy):
+            return webhook.handle(body, live.policy, log=self.access.webhook_line)
+        return await self._off_the_loop(
+            self._policy_threads, functools.partial(webhook.handle, body)
+        )
+
+    async def _health(self) -> webhook.WebhookResponse:
+        if policy_cache.live is not None:
+            return webhook.health(policy_cache.status(), log=self.access.webhook_line)
+        # The first load (or a retry after it failed) reads the source: never on the loop.
+        return await self._off_the_loop(self._health_thread, webhook.health)
+
+    async def _off_the_loop(
+        self,
+        threads: concurrent.futures.Executor,
+        answer: Callable[..., webhook.WebhookResponse],
+    ) -> webhook.WebhookResponse:
+        # The answer's line is written here, on the loop, so it stays just before its access
         # line in the same batch.
         lines: list[tuple[int, str]] = []
         response = await asyncio.get_running_loop().run_in_executor(
-            self._policy_threads,
-            functools.partial(webhook.handle, body, log=lambda *line: lines.append(line)),
+            threads, functools.partial(answer, log=lambda *line: lines.append(line))
         )
         for level, line in lines:
             self.access.webhook_line(level, line)
         return response
-
-    async def _health(self) -> webhook.WebhookResponse:
-        loaded = policy_cache.current()
-        if loaded is not None:
-            return webhook.health(loaded)
-        return await asyncio.get_running_loop().run_in_executor(self._health_thread, webhook.health)
 
     def _authorised(self, scope: Scope) -> bool:
         if not self.keys:

@@ -25,7 +25,12 @@ from allocation.cli import EXIT_OK, CommandError
 from allocation.cli.settings import apply_local_settings
 from allocation.errors import PolicyUnavailable
 from allocation.local_host import AccessLog, LocalHost
-from allocation.policy_sources import POLICY_FILE_SETTING, POLICY_SETTING, policy_cache
+from allocation.sources import (
+    POLICY_BLOB_SETTING,
+    POLICY_FILE_SETTING,
+    POLICY_SETTING,
+    policy_cache,
+)
 
 KEYS_SETTING: Final = "ALLOCATION_FUNCTION_KEYS"
 
@@ -64,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
     apply_local_settings()
     if args.policy:
         policy_file = Path(args.policy).resolve()
+        # --policy names the policy: the settings that would come before a file give way.
         os.environ.pop(POLICY_SETTING, None)
+        os.environ.pop(POLICY_BLOB_SETTING, None)
         os.environ[POLICY_FILE_SETTING] = str(policy_file)
     keys = [k.strip() for k in os.environ.get(KEYS_SETTING, "").split(",") if k.strip()]
     if not keys and not is_loopback(args.host):
@@ -108,10 +115,9 @@ def listen(host: str, port: int, backlog: int) -> list[socket.socket]:
         reason = error.strerror if isinstance(error, socket.gaierror) else str(error)
         raise CommandError(f"cannot listen on {host}: {reason}") from None
     sockets: list[socket.socket] = []
+    unique = list(dict.fromkeys(addresses))
     # Port 0 lets the system choose a free port: one address, so that there is one port to say.
-    for family, kind, protocol, _, address in list(dict.fromkeys(addresses))[
-        : 1 if port == 0 else None
-    ]:
+    for family, kind, protocol, _, address in unique[:1] if port == 0 else unique:
         sock = socket.socket(family, kind, protocol)
         sockets.append(sock)
         try:
