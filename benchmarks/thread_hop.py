@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from allocation.local_host import AccessLog, LocalHost
-from allocation.policy_sources import POLICY_FILE_SETTING, POLICY_SETTING, policy_cache
+from allocation.sources import POLICY_FILE_SETTING, POLICY_SETTING, policy_cache
 from benchmarks import bodies
 from benchmarks.timing import batch, loops_for
 
