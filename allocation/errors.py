@@ -71,6 +71,17 @@ class StrategyFailed(PolicyUnavailable):
         self.strategy = strategy
 
 
+class LookupUnavailable(AllocationError):
+    """A lookup's store could not answer and the lookup says ``onError: unavailable``: DPS
+    should try again later rather than allocate without the row."""
+
+    code = "lookup_unavailable"
+
+    def __init__(self, lookup: str, message: str) -> None:
+        super().__init__(message)
+        self.lookup = lookup
+
+
 class NoEligibleHub(AllocationError):
     """Filters and drain left no linked hub for this device."""
 

@@ -8,6 +8,7 @@ payloads already merged over their parents'. Requests then only walk that tree.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -29,9 +30,11 @@ from allocation.candidates import (
     RegionSelector,
     TagSelector,
 )
+from allocation.context import DECLARED_LOOKUPS
 from allocation.errors import PolicyError, Problem
 from allocation.hostnames import host_key, is_host_name
 from allocation.limits import MAX_RENDERED_BYTES
+from allocation.lookups import Lookups, RowStore, compile_lookups, lookup_names
 from allocation.options import options_validator, problems_from
 from allocation.paths import JsonPath, format_path
 from allocation.shapes import STRING, nullable, optional
@@ -69,6 +72,8 @@ class Policy:
     sticky: bool
     fingerprint: str  # identifies the policy's content without revealing it
     strategies: frozenset[str]  # every strategy name the policy uses
+    # The policy's lookups, with their caches; None when it declares none.
+    lookups: Lookups | None = field(default=None, compare=False)
     _candidates: CandidateCache = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -84,6 +89,12 @@ class Policy:
         if allocation is None:
             return "default", self.default
         return allocation.path, allocation
+
+    def with_lookup_stores(self, stores: Mapping[str, RowStore]) -> Policy:
+        """This policy with some lookups reading another store (a CSV file, offline)."""
+        if self.lookups is None:
+            return self
+        return dataclasses.replace(self, lookups=self.lookups.with_stores(stores))
 
 
 # -- the document's fixed parts, validated by pydantic-core ---------------------------------
@@ -122,7 +133,9 @@ HUB: Final = options_validator(
 )
 
 
-TOP_LEVEL_FIELDS: Final = frozenset({"$schema", "hubs", "default", "enrollments", "sticky"})
+TOP_LEVEL_FIELDS: Final = frozenset(
+    {"$schema", "hubs", "default", "enrollments", "sticky", "lookups"}
+)
 
 
 # -- compiling -------------------------------------------------------------------------------
@@ -346,7 +359,23 @@ def parse_policy(text: str) -> Policy:
 def compile_policy(raw: Any, text: str | None = None) -> Policy:
     if not isinstance(raw, dict):
         raise PolicyError([Problem("", "a policy must be a JSON object")])
+    # Fields naming a lookup are checked against the declared names while the allocations
+    # compile (allocation.context.lookup_field_problem).
+    declared = DECLARED_LOOKUPS.set(lookup_names(raw.get("lookups")))
+    try:
+        return _compile_policy(raw)
+    finally:
+        DECLARED_LOOKUPS.reset(declared)
+
+
+def _compile_policy(raw: dict[str, Any]) -> Policy:
     compiler = _Compiler()
+    lookups: Lookups | None = None
+    if "lookups" in raw:
+        try:
+            lookups = compile_lookups(raw["lookups"])
+        except PolicyError as error:
+            compiler.problems.extend(error.problems)
     for key in raw:
         if key not in TOP_LEVEL_FIELDS:
             known = ", ".join(sorted(TOP_LEVEL_FIELDS))
@@ -389,6 +418,7 @@ def compile_policy(raw: Any, text: str | None = None) -> Policy:
         sticky=sticky,
         fingerprint=hashlib.sha256(canonical.encode()).hexdigest()[:16],
         strategies=frozenset(compiler.strategies),
+        lookups=lookups,
     )
 
 

@@ -22,6 +22,7 @@ from allocation.errors import (
     AllocationError,
     Denied,
     InvalidRequest,
+    LookupUnavailable,
     NoEligibleHub,
     PolicyUnavailable,
     RequestTooLarge,
@@ -31,6 +32,7 @@ from allocation.limits import (
     MAX_BODY_BYTES,
     RETRY_AFTER_SECONDS,
 )
+from allocation.lookups import LookupSession, outcomes_of, with_lookups
 from allocation.policy import Policy
 from allocation.policy_sources import LoadedPolicy, policy_cache
 from allocation.requests import parse_request
@@ -44,6 +46,7 @@ STATUS: Final[dict[type[AllocationError], int]] = {
     RequestTooLarge: 413,
     PolicyUnavailable: 503,
     NoEligibleHub: 503,
+    LookupUnavailable: 503,
 }
 
 JSON_HEADERS: Final = {"Content-Type": "application/json"}
@@ -63,6 +66,8 @@ class WebhookResponse:
     headers: Mapping[str, str] = field(default_factory=lambda: JSON_HEADERS)
     # The decision behind a 200, for explanations; never serialised.
     decision: Decision | None = field(default=None, compare=False, repr=False)
+    # The request's lookups (what each found, and how), for explanations; never serialised.
+    lookups: LookupSession | None = field(default=None, compare=False, repr=False)
 
     def body_bytes(self) -> bytes:
         try:
@@ -100,13 +105,21 @@ def handle(
         context = context_from_request(request)
         if policy is None:
             policy = policy_cache.get().policy
+        if policy.lookups is not None:
+            context = with_lookups(policy.lookups, context)
         decision = decide(policy, context)
-        response = WebhookResponse(200, render_response(decision, context), JSON_HEADERS, decision)
+        response = WebhookResponse(
+            200, render_response(decision, context), JSON_HEADERS, decision, _session(context)
+        )
         _log_decision(context, decision, started, log)
         return response
     except AllocationError as error:
         _log_refusal(context, error, started, log)
-        return error_response(error)
+        refusal = error_response(error)
+        session = _session(context)
+        if session is not None:
+            return WebhookResponse(refusal.status, refusal.body, refusal.headers, None, session)
+        return refusal
     except Exception:
         # A defect of ours. 500 makes DPS retry, as for any 5xx, and the device is not lost.
         logger.exception(
@@ -115,6 +128,11 @@ def handle(
             )
         )
         return WebhookResponse(500, {"error": "internal_error", "message": "internal error"})
+
+
+def _session(context: RequestContext | None) -> LookupSession | None:
+    session = None if context is None else context.lookups
+    return session if isinstance(session, LookupSession) else None
 
 
 def status_of(error: AllocationError) -> int:
@@ -180,15 +198,26 @@ def _log_decision(
         f'"candidates":{len(decision.steps[-1].after_drain)},"hub":{_string(decision.hub.name)},'
         f'"reprovision":{"false" if current is None else "true"},'
         f'"currentHub":{"null" if current is None else _string(current)},'
+        f"{_lookups_field(context)}"
         f'"durationMs":{_elapsed_ms(started)!r}}}',
     )
+
+
+def _lookups_field(context: RequestContext) -> str:
+    """``"lookups":{...},`` when a lookup ran for this request, else nothing."""
+    outcomes = outcomes_of(context)
+    if not outcomes:
+        return ""
+    return f'"lookups":{COMPACT_JSON.encode(outcomes)},'
 
 
 def _log_refusal(
     context: RequestContext | None, error: AllocationError, started: float, log: LogLine
 ) -> None:
     level = (
-        logging.WARNING if isinstance(error, (PolicyUnavailable, NoEligibleHub)) else logging.INFO
+        logging.WARNING
+        if isinstance(error, (PolicyUnavailable, NoEligibleHub, LookupUnavailable))
+        else logging.INFO
     )
     if not logger.isEnabledFor(level):
         return
@@ -205,6 +234,11 @@ def _log_refusal(
         record["strategy"] = error.strategy
         if error.__cause__ is not None:
             record["cause"] = f"{type(error.__cause__).__name__}: {error.__cause__}"[:300]
+    if isinstance(error, LookupUnavailable):
+        record["lookup"] = error.lookup
+    outcomes = outcomes_of(context)
+    if outcomes:
+        record["lookups"] = dict(outcomes)
     record["message"] = error.message
     record["durationMs"] = _elapsed_ms(started)
     _log(log, level, record)
