@@ -12,13 +12,25 @@ import base64
 import datetime
 import threading
 import uuid
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from allocation.storage.connection import StorageClients
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
+
+
+class InventoryRowLike(Protocol):
+    """A row to upload (allocation.inventory.InventoryRow): where it came from, and what."""
+
+    @property
+    def line(self) -> int: ...
+
+    @property
+    def partition_key(self) -> str: ...
+
+    def entity(self) -> dict[str, Any]: ...
 
 
 class TableRowStore:
@@ -73,3 +85,59 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
     return value
+
+
+# A Table transaction holds at most 100 entities, all of one partition (learn.microsoft.com,
+# "Performing entity group transactions").
+MAX_BATCH: Final = 100
+
+
+class UploadFailed(Exception):
+    """The store refused a batch; the message names the first line of the batch's rows."""
+
+
+def upsert_rows(
+    table: str,
+    rows: Iterable[InventoryRowLike],
+    clients: StorageClients | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """Upsert every row into ``table`` (created if missing) in transactions of up to 100 rows
+    of one partition; ``on_batch`` hears how many rows each transaction wrote. Returns the
+    count of rows written."""
+    from azure.core.exceptions import AzureError  # noqa: PLC0415 - storage only
+    from azure.data.tables import UpdateMode  # noqa: PLC0415 - storage only
+
+    client = (clients or StorageClients()).table().create_table_if_not_exists(table)
+    pending: dict[str, list[InventoryRowLike]] = {}
+    written = 0
+
+    def flush(batch: list[InventoryRowLike]) -> None:
+        nonlocal written
+        operations: list[Any] = [
+            ("upsert", row.entity(), {"mode": UpdateMode.REPLACE}) for row in batch
+        ]
+        try:
+            client.submit_transaction(operations)
+        except AzureError as error:
+            lines = (
+                f"lines {batch[0].line}-{batch[-1].line}"
+                if len(batch) > 1
+                else f"line {batch[0].line}"
+            )
+            raise UploadFailed(
+                f"the store refused the rows of {lines} (partition {batch[0].partition_key!r}): "
+                f"{str(error).splitlines()[0] if str(error) else type(error).__name__}"
+            ) from None
+        written += len(batch)
+        if on_batch is not None:
+            on_batch(len(batch))
+
+    for row in rows:
+        batch = pending.setdefault(row.partition_key, [])
+        batch.append(row)
+        if len(batch) == MAX_BATCH:
+            flush(pending.pop(row.partition_key))
+    for batch in pending.values():
+        flush(batch)
+    return written
