@@ -77,9 +77,11 @@ class LookupUnavailable(AllocationError):
 
     code = "lookup_unavailable"
 
-    def __init__(self, lookup: str, message: str) -> None:
+    def __init__(self, lookup: str, message: str, cause: str = "") -> None:
         super().__init__(message)
         self.lookup = lookup
+        # Why the store failed, for the log line only: it may name the store's address.
+        self.cause = cause
 
 
 class NoEligibleHub(AllocationError):

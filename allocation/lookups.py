@@ -276,7 +276,7 @@ class Lookups:
             if spec.on_error == "absent":
                 return None, "error"
             raise LookupUnavailable(
-                name, f"lookup '{name}' could not read table '{spec.table}': {failure}"
+                name, f"lookup '{name}' could not read table '{spec.table}'", str(failure)
             ) from None
 
 

@@ -235,7 +235,7 @@ def _log_refusal(
         if error.__cause__ is not None:
             record["cause"] = f"{type(error.__cause__).__name__}: {error.__cause__}"[:300]
     if isinstance(error, LookupUnavailable):
-        record["lookup"] = error.lookup
+        record.update(lookup=error.lookup, cause=error.cause)
     outcomes = outcomes_of(context)
     if outcomes:
         record["lookups"] = dict(outcomes)
