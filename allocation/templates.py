@@ -46,6 +46,9 @@ class TemplateString:
         return self.render_text(resolve)
 
     def render_text(self, resolve: Resolve) -> str:
+        if len(self.parts) == 1:  # '{lookup.inventory.hub}', a key: no join needed
+            part = self.parts[0]
+            return part if isinstance(part, str) else _as_text(resolve(part.name))
         return "".join(
             part if isinstance(part, str) else _as_text(resolve(part.name)) for part in self.parts
         )

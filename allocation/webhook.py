@@ -208,7 +208,9 @@ def _lookups_field(context: RequestContext) -> str:
     outcomes = outcomes_of(context)
     if not outcomes:
         return ""
-    return f'"lookups":{COMPACT_JSON.encode(outcomes)},'
+    # Formatted directly, as the rest of the line: lookup names are ASCII identifiers and
+    # outcomes fixed words, so nothing needs escaping (the JSON encoder cost 3 us here).
+    return '"lookups":{' + ",".join(f'"{n}":"{o}"' for n, o in outcomes.items()) + "},"
 
 
 def _log_refusal(

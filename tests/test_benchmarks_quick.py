@@ -107,3 +107,20 @@ def test_a_short_soak_of_the_local_host_finds_no_error_and_no_wrong_answer(
     assert run["requests"] >= 300
     # Every kind of answer the rich policy gives was checked, not only 200s.
     assert {"200", "503"} <= set(run["statuses"])
+
+
+def test_quick_run_measures_the_lookup_figures_against_azurite(tmp_path: Path) -> None:
+    output = tmp_path / "benchmarks.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "lookups", "--json", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    figures = {figure["id"]: figure for figure in json.loads(output.read_text())["figures"]}
+    for figure in ("lookups.warm", "lookups.cold"):
+        assert figures[figure]["baseline"] == "lookups.floor"
+        assert figures[figure]["ratio"] is not None

@@ -434,14 +434,16 @@ def test_a_missing_table_is_an_error_not_a_missing_device(storage_setting: str) 
     assert response.body["error"] == "lookup_unavailable"
 
 
-def test_without_a_storage_connection_a_lookup_is_unavailable(
-    monkeypatch: pytest.MonkeyPatch,
+def test_without_a_storage_connection_a_lookup_is_unavailable_and_the_log_says_why(
+    monkeypatch: pytest.MonkeyPatch, lines: Lines
 ) -> None:
     monkeypatch.delenv("ALLOCATION_STORAGE", raising=False)
-    response = ask(inventory_policy("devices"), "dev-1")
+    response = ask(inventory_policy("devices"), "dev-1", lines)
 
     assert response.status == 503
-    assert "ALLOCATION_STORAGE" in response.body["message"]
+    assert response.body["error"] == "lookup_unavailable"
+    assert "StorageNotConfigured" in lines.last["cause"]
+    assert "ALLOCATION_STORAGE" in lines.last["cause"]
 
 
 # -- validation --------------------------------------------------------------------------------
