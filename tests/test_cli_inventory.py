@@ -203,3 +203,24 @@ def test_simulate_answers_lookups_from_the_same_csv(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert "denied" in result.stdout
+
+
+# -- validate ----------------------------------------------------------------------------------
+
+
+def test_validate_names_the_lookups_and_the_path_of_a_field_naming_no_lookup(
+    tmp_path: Path,
+) -> None:
+    good = run_cli("validate", "examples/05-inventory/policy.json")
+    assert good.returncode == 0
+    assert "strategies: rules, static, weighted, lookups: inventory (table devices) " in good.stdout
+
+    policy = json.loads(json.dumps(POLICY))
+    policy["default"]["rules"][0]["when"] = {"lookup.inventroy": {"exists": False}}
+    bad = run_cli("validate", str(write_policy(tmp_path, policy)))
+
+    assert bad.returncode == 1
+    assert (
+        "  default.rules[0].when[\"lookup.inventroy\"]: no lookup named 'inventroy' in the "
+        "policy's 'lookups' (declared: inventory)" in bad.stderr
+    )
