@@ -1,9 +1,11 @@
 """The soak with a lookup policy while the inventory's store goes away and comes back.
 
-``python -m benchmarks.soak_lookups [--seconds 60] [--rate R] [--outage 5] [--devices 2000]``
+``python -m benchmarks.soak_lookups [--seconds 60] [--rate R | --fraction 0.5] [--outage 5]
+[--devices 2000]``
 
 Like ``benchmarks.soak``: ``python -m allocation serve`` on loopback with a function key, a
-fixed request rate, every answer compared byte for byte. The policy is example 05's (an
+fixed request rate (without ``--rate``, half the saturation measured first with the store
+up), every answer compared byte for byte. The policy is example 05's (an
 allow-list and each device's hub from table ``devices``) with short cache windows, so the
 store is read all along; the table lives in an Azurite of its own, on disk, loaded with a row
 for 9 devices of 10 (the tenth is refused). A third of the way in, Azurite is stopped for
@@ -112,11 +114,15 @@ def exchanges(devices: int, port: int, key: str) -> list[Exchange]:
 
 
 def summary(
-    args: argparse.Namespace, result: dict[str, Any], timeline: dict[str, float], began: float
+    args: argparse.Namespace,
+    rate: float,
+    result: dict[str, Any],
+    timeline: dict[str, float],
+    began: float,
 ) -> dict[str, Any]:
     statuses = result["statuses"]
     return {
-        "rate": args.rate,
+        "rate": rate,
         "seconds": args.seconds,
         "requests": result["requests"],
         "achieved_rate": round(result["achieved_rate"], 1),
@@ -134,30 +140,37 @@ def summary(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def fill_table(connection_string: str, devices: int) -> None:
     from azure.data.tables import TableServiceClient  # noqa: PLC0415
 
-    from tests.azurite import AzuriteServer  # noqa: PLC0415
+    service = TableServiceClient.from_connection_string(connection_string)
+    table = service.create_table_if_not_exists("devices")
+    for row in inventory(devices).values():
+        table.upsert_entity(row)
 
+
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.soak_lookups", description=__doc__)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--rate", type=float, default=100.0, help="requests per second")
+    parser.add_argument("--rate", type=float, help="requests per second (default: measured)")
+    parser.add_argument("--fraction", type=float, default=0.5, help="of saturation (default 0.5)")
     parser.add_argument("--outage", type=float, default=5.0, help="seconds Azurite is away")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--devices", type=int, default=2000)
     parser.add_argument("--json", type=Path, help="also write the result here")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def main(argv: list[str] | None = None) -> int:
+    from tests.azurite import AzuriteServer  # noqa: PLC0415
+
+    args = parse_arguments(argv)
     key = secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory() as work:
         store = AzuriteServer(location=Path(work) / "azurite")
         store.start()
         try:
-            table = TableServiceClient.from_connection_string(
-                store.connection_string
-            ).create_table_if_not_exists("devices")
-            for row in inventory(args.devices).values():
-                table.upsert_entity(row)
+            fill_table(store.connection_string, args.devices)
             policy_file = Path(work) / "policy.json"
             policy_file.write_text(json.dumps(policy_document()))
             env = {k: v for k, v in os.environ.items() if not k.startswith("ALLOCATION_")}
@@ -180,14 +193,19 @@ def main(argv: list[str] | None = None) -> int:
                     store.start()
                     timeline["started"] = time.monotonic()
 
+                rate = args.rate
+                if rate is None:
+                    # Saturation with the store up: a closed loop of 5 s.
+                    saturation = load(server.port, plan, 0, 5, args.connections)
+                    rate = round(saturation["achieved_rate"] * args.fraction, 1)
                 began = time.monotonic()
                 restarter = threading.Thread(target=outage)
                 restarter.start()
-                result = load(server.port, plan, args.rate, args.seconds, args.connections)
+                result = load(server.port, plan, rate, args.seconds, args.connections)
                 restarter.join()
         finally:
             store.stop()
-    report = summary(args, result, timeline, began)
+    report = summary(args, rate, result, timeline, began)
     print(json.dumps(report, indent=2))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

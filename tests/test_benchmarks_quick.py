@@ -124,3 +124,22 @@ def test_quick_run_measures_the_lookup_figures_against_azurite(tmp_path: Path) -
     for figure in ("lookups.warm", "lookups.cold"):
         assert figures[figure]["baseline"] == "lookups.floor"
         assert figures[figure]["ratio"] is not None
+
+
+def test_a_short_soak_through_an_azurite_restart_gets_no_500_and_no_wrong_answer(
+    tmp_path: Path,
+) -> None:
+    output = tmp_path / "soak.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.soak_lookups", "--seconds", "9", "--rate", "20",
+         "--outage", "1", "--devices", "100", "--json", str(output)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    run = json.loads(output.read_text())
+    assert run["errors"] == []
+    assert run["wrong_answers"] == 0
+    assert run["answers_500"] == 0
+    # The outage was seen (503s), and so were rows and refusals around it.
+    assert {"200", "403", "503"} <= set(run["statuses"])
