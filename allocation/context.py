@@ -39,6 +39,14 @@ class LookupRows(Protocol):
     """The rows a request's lookups found (allocation.lookups.LookupSession): each lookup runs
     the first time a field names it, at most once per request."""
 
+    @property
+    def rows(self) -> Mapping[str, Mapping[str, Any] | None]:
+        """What each lookup that ran found; None: no row."""
+
+    @property
+    def outcomes(self) -> Mapping[str, str]:
+        """How each lookup that ran found it: hit, miss, cached_hit, cached_miss, error."""
+
     def row(self, name: str, context: RequestContext) -> Mapping[str, Any] | None: ...
 
 

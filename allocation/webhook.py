@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import pydantic_core
 
-from allocation.context import RequestContext, context_from_request
+from allocation.context import LookupRows, RequestContext, context_from_request
 from allocation.decision import Decision, decide
 from allocation.errors import (
     AllocationError,
@@ -32,7 +32,6 @@ from allocation.limits import (
     MAX_BODY_BYTES,
     RETRY_AFTER_SECONDS,
 )
-from allocation.lookups import LookupSession, outcomes_of, with_lookups
 from allocation.policy import Policy
 from allocation.policy_sources import LoadedPolicy, policy_cache
 from allocation.requests import parse_request
@@ -67,7 +66,7 @@ class WebhookResponse:
     # The decision behind a 200, for explanations; never serialised.
     decision: Decision | None = field(default=None, compare=False, repr=False)
     # The request's lookups (what each found, and how), for explanations; never serialised.
-    lookups: LookupSession | None = field(default=None, compare=False, repr=False)
+    lookups: LookupRows | None = field(default=None, compare=False, repr=False)
 
     def body_bytes(self) -> bytes:
         try:
@@ -106,17 +105,17 @@ def handle(
         if policy is None:
             policy = policy_cache.get().policy
         if policy.lookups is not None:
-            context = with_lookups(policy.lookups, context)
+            context = policy.lookups.attach(context)
         decision = decide(policy, context)
         response = WebhookResponse(
-            200, render_response(decision, context), JSON_HEADERS, decision, _session(context)
+            200, render_response(decision, context), JSON_HEADERS, decision, context.lookups
         )
         _log_decision(context, decision, started, log)
         return response
     except AllocationError as error:
         _log_refusal(context, error, started, log)
         refusal = error_response(error)
-        session = _session(context)
+        session = None if context is None else context.lookups
         if session is not None:
             return WebhookResponse(refusal.status, refusal.body, refusal.headers, None, session)
         return refusal
@@ -128,11 +127,6 @@ def handle(
             )
         )
         return WebhookResponse(500, {"error": "internal_error", "message": "internal error"})
-
-
-def _session(context: RequestContext | None) -> LookupSession | None:
-    session = None if context is None else context.lookups
-    return session if isinstance(session, LookupSession) else None
 
 
 def status_of(error: AllocationError) -> int:
@@ -205,9 +199,9 @@ def _log_decision(
 
 def _lookups_field(context: RequestContext) -> str:
     """``"lookups":{...},`` when a lookup ran for this request, else nothing."""
-    outcomes = outcomes_of(context)
-    if not outcomes:
+    if context.lookups is None or not context.lookups.outcomes:
         return ""
+    outcomes = context.lookups.outcomes
     # Formatted directly, as the rest of the line: lookup names are ASCII identifiers and
     # outcomes fixed words, so nothing needs escaping (the JSON encoder cost 3 us here).
     return '"lookups":{' + ",".join(f'"{n}":"{o}"' for n, o in outcomes.items()) + "},"
@@ -238,9 +232,8 @@ def _log_refusal(
             record["cause"] = f"{type(error.__cause__).__name__}: {error.__cause__}"[:300]
     if isinstance(error, LookupUnavailable):
         record.update(lookup=error.lookup, cause=error.cause)
-    outcomes = outcomes_of(context)
-    if outcomes:
-        record["lookups"] = dict(outcomes)
+    if context is not None and context.lookups is not None and context.lookups.outcomes:
+        record["lookups"] = dict(context.lookups.outcomes)
     record["message"] = error.message
     record["durationMs"] = _elapsed_ms(started)
     _log(log, level, record)

@@ -27,11 +27,10 @@ from allocation.cli.settings import (
 )
 from allocation.cli.simulate import aligned
 from allocation.cli.validate import describe_source, source_document
-from allocation.context import RequestContext, context_from_request
+from allocation.context import LookupRows, RequestContext, context_from_request
 from allocation.decision import Decision, Step
 from allocation.errors import AllocationError
 from allocation.hostnames import host_key
-from allocation.lookups import LookupSession
 from allocation.policy import Policy
 from allocation.policy_sources import LoadedPolicy
 from allocation.requests import parse_request
@@ -145,7 +144,7 @@ def explain(
     return explanation
 
 
-def _lookups(session: LookupSession, offline: frozenset[str]) -> dict[str, Any]:
+def _lookups(session: LookupRows, offline: frozenset[str]) -> dict[str, Any]:
     """What each lookup that ran found, and whether the store or the cache answered."""
     return {
         name: {
