@@ -543,3 +543,18 @@ def test_a_lookup_driven_policy_never_answers_a_hub_outside_linked_hubs(
             assert response.body["iotHubHostName"].lower() == named.strip().lower()
     if not listed:
         assert response.status == 403
+
+
+def test_the_default_policy_loads_neither_lookups_nor_a_storage_sdk() -> None:
+    code = (
+        "import sys\n"
+        "from allocation.webhook import handle\n"
+        "from fuzz.bodies import encode, request\n"
+        "assert handle(encode(request('dev-1'))).status == 200\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('azure.core', 'azure.data',"
+        " 'azure.storage', 'azure.identity', 'allocation.lookups', 'allocation.storage'))))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
