@@ -558,3 +558,31 @@ def test_the_default_policy_loads_neither_lookups_nor_a_storage_sdk() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_a_weighted_key_from_a_lookup_keeps_each_customers_devices_on_one_hub() -> None:
+    rows = {
+        ("fleet", f"dev-{n}"): {
+            "PartitionKey": "fleet",
+            "RowKey": f"dev-{n}",
+            "customer": f"c{n % 5}",
+        }
+        for n in range(60)
+    }
+    policy = parse_policy(
+        json.dumps(
+            {
+                "lookups": {"inventory": {"table": "devices"}},
+                "default": {"strategy": "weighted", "key": "{lookup.inventory.customer}"},
+            }
+        )
+    ).with_lookup_stores({"inventory": InventoryRows(rows)})
+    linked = [A, B, C, "hub-d.azure-devices.net"]
+
+    hubs: dict[str, set[str]] = {}
+    for n in range(60):
+        answer = ask(policy, f"dev-{n}", linked_hubs=linked)
+        hubs.setdefault(f"c{n % 5}", set()).add(answer.body["iotHubHostName"])
+
+    assert all(len(placed) == 1 for placed in hubs.values())
+    assert len(set().union(*hubs.values())) > 1
