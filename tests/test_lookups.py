@@ -561,7 +561,8 @@ def test_the_default_policy_loads_neither_lookups_nor_a_storage_sdk() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_a_weighted_key_from_a_lookup_keeps_each_customers_devices_on_one_hub() -> None:
+def test_a_weighted_key_and_a_payload_read_from_a_lookup() -> None:
+    # Each customer's devices on one hub, and told their customer.
     rows = {
         ("fleet", f"dev-{n}"): {
             "PartitionKey": "fleet",
@@ -574,7 +575,11 @@ def test_a_weighted_key_from_a_lookup_keeps_each_customers_devices_on_one_hub() 
         json.dumps(
             {
                 "lookups": {"inventory": {"table": "devices"}},
-                "default": {"strategy": "weighted", "key": "{lookup.inventory.customer}"},
+                "default": {
+                    "strategy": "weighted",
+                    "key": "{lookup.inventory.customer}",
+                    "payload": {"customer": "{lookup.inventory.customer}"},
+                },
             }
         )
     ).with_lookup_stores({"inventory": InventoryRows(rows)})
@@ -583,6 +588,7 @@ def test_a_weighted_key_from_a_lookup_keeps_each_customers_devices_on_one_hub() 
     hubs: dict[str, set[str]] = {}
     for n in range(60):
         answer = ask(policy, f"dev-{n}", linked_hubs=linked)
+        assert answer.body["payload"] == {"customer": f"c{n % 5}"}
         hubs.setdefault(f"c{n % 5}", set()).add(answer.body["iotHubHostName"])
 
     assert all(len(placed) == 1 for placed in hubs.values())
