@@ -268,11 +268,11 @@ class Lookups:
         key = spec.keys(context)
         if not (valid_key(key[0]) and valid_key(key[1])):
             return None, "miss"
-        store = self.store(name)
         try:
             return self.caches[name].get(
                 key,
-                lambda: store.get(spec.table, key[0], key[1], spec.timeout),
+                # The store is found only on a cache miss: a hit takes no lock but the cache's.
+                lambda: self.store(name).get(spec.table, key[0], key[1], spec.timeout),
                 spec.cache_seconds,
                 spec.missing_cache_seconds,
                 # A waiter gives the leader its call's connect and read timeouts, and a margin.
