@@ -77,10 +77,11 @@ class LookupUnavailable(AllocationError):
 
     code = "lookup_unavailable"
 
-    def __init__(self, lookup: str, message: str, cause: str = "") -> None:
-        super().__init__(message)
+    def __init__(self, lookup: str, cause: str = "") -> None:
+        # The answer names neither the lookup nor its table (policy content) nor the cause
+        # (the store's address): the log line has all three.
+        super().__init__("a lookup could not read its table; DPS retries")
         self.lookup = lookup
-        # Why the store failed, for the log line only: it may name the store's address.
         self.cause = cause
 
 

@@ -281,9 +281,7 @@ class Lookups:
         except StoreFailed as failure:
             if spec.on_error == "absent":
                 return None, "error"
-            raise LookupUnavailable(
-                name, f"lookup '{name}' could not read table '{spec.table}'", str(failure)
-            ) from None
+            raise LookupUnavailable(name, f"table '{spec.table}': {failure}") from None
 
 
 class LookupSession:

@@ -93,9 +93,7 @@ def exchanges(devices: int, port: int, key: str) -> list[Exchange]:
         {"inventory": InventoryRows(rows)}
     )
     logging.getLogger("allocation").setLevel(logging.CRITICAL)
-    outage = error_response(
-        LookupUnavailable("inventory", "lookup 'inventory' could not read table 'devices'")
-    )
+    outage = error_response(LookupUnavailable("inventory"))
     also = frozenset({(outage.status, outage.body_bytes())})
     prepared = []
     for index in range(devices):

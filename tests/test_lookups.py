@@ -367,7 +367,10 @@ def test_a_store_down_answers_503_lookup_unavailable_with_retry_after(
 
     assert response.status == 503
     assert response.body["error"] == "lookup_unavailable"
-    assert "lookup 'inventory'" in response.body["message"]
+    # The answer names no lookup, table or address; the log line says which and why.
+    assert response.body["message"] == "a lookup could not read its table; DPS retries"
+    assert lines.last["lookup"] == "inventory"
+    assert lines.last["cause"].startswith(f"table '{table}': ServiceRequestError")
     assert int(response.headers["Retry-After"]) > 0
     assert lines.last["event"] == "lookup_unavailable"
     assert lines.last["status"] == 503
