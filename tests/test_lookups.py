@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import http.server
 import json
 import logging
 import socket
@@ -13,7 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -429,6 +430,49 @@ def test_a_store_that_never_answers_is_given_up_after_timeout_ms(
     assert response.status == 503
     assert response.body["error"] == "lookup_unavailable"
     assert elapsed < 2.0
+
+
+class Throttling(http.server.BaseHTTPRequestHandler):
+    """Every request answered as a throttled storage account answers: 503 ServerBusy."""
+
+    received: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.received.append(self.path)
+        body = b'{"odata.error":{"code":"ServerBusy","message":{"value":"busy"}}}'
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_throttled_store_is_not_retried_and_follows_on_error(
+    monkeypatch: pytest.MonkeyPatch, lines: Lines
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Throttling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv(
+            "ALLOCATION_STORAGE",
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey="
+            + "a" * 88
+            + f";TableEndpoint=http://127.0.0.1:{server.server_port}/devstoreaccount1;",
+        )
+        unavailable = ask(inventory_policy("devices"), "dev-1", lines)
+        absent = ask(inventory_policy("devices", onError="absent"), "dev-1")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert unavailable.status == 503
+    assert unavailable.body["error"] == "lookup_unavailable"
+    assert "HttpResponseError" in lines.last["cause"]
+    assert absent.status == 403
+    assert len(Throttling.received) == 2  # one call per request: no retry spends DPS's time
 
 
 def test_a_missing_table_is_an_error_not_a_missing_device(storage_setting: str) -> None:
