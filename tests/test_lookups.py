@@ -640,3 +640,36 @@ def test_a_weighted_key_and_a_payload_read_from_a_lookup() -> None:
 
     assert all(len(placed) == 1 for placed in hubs.values())
     assert len(set().union(*hubs.values())) > 1
+
+
+def test_a_long_indexed_rules_list_runs_no_lookup_a_linear_scan_would_not() -> None:
+    rules = [
+        {
+            "name": "gateways",
+            "when": {"registrationId": {"startsWith": "gw-"}},
+            "then": {"strategy": "static", "hub": A},
+        }
+    ]
+    rules += [{"name": f"customer-{n}", "when": {"lookup.inventory.customer": {"equals": f"c{n}"}},
+               "then": {"strategy": "static", "hub": B}} for n in range(20)]  # fmt: skip
+    calls: list[tuple[str, str]] = []
+
+    class Inventory(InventoryRows):
+        def get(self, table: str, pk: str, rk: str, timeout: float) -> Any:
+            calls.append((pk, rk))
+            return super().get(table, pk, rk, timeout)
+
+    rows = {("fleet", "dev-1"): {"PartitionKey": "fleet", "RowKey": "dev-1", "customer": "c7"}}
+    policy = parse_policy(
+        json.dumps(
+            {
+                "lookups": {"inventory": {"table": "devices"}},
+                "default": {"strategy": "rules", "rules": rules, "otherwise": "deny"},
+            }
+        )
+    ).with_lookup_stores({"inventory": Inventory(rows)})
+
+    assert ask(policy, "gw-1").body["iotHubHostName"] == A
+    assert calls == []
+    assert ask(policy, "dev-1").body["iotHubHostName"] == B
+    assert calls == [("fleet", "dev-1")]
