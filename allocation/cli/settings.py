@@ -15,7 +15,7 @@ from allocation.errors import PolicyError, PolicyUnavailable
 from allocation.inventory import InventoryError, InventoryRows
 from allocation.lookups import RowStore
 from allocation.policy import Policy, parse_policy
-from allocation.policy_sources import APP_ROOT, LoadedPolicy, load_policy
+from allocation.sources import APP_ROOT, LoadedPolicy, load_policy
 
 LOCAL_SETTINGS: Final = APP_ROOT / "local.settings.json"
 
