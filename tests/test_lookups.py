@@ -600,7 +600,8 @@ def test_the_default_policy_loads_neither_lookups_nor_a_storage_sdk() -> None:
         "from fuzz.bodies import encode, request\n"
         "assert handle(encode(request('dev-1'))).status == 200\n"
         "print(sorted(m for m in sys.modules if m.startswith(('azure.core', 'azure.data',"
-        " 'azure.storage', 'azure.identity', 'allocation.lookups', 'allocation.storage'))))\n"
+        " 'azure.storage', 'azure.identity', 'allocation.lookups', 'allocation.inventory',"
+        " 'allocation.storage.tables'))))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
