@@ -32,19 +32,23 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TextIO
+from typing import Any, Final
 
 from allocation.candidates import HubSettings, linked_candidates
 from allocation.cli import EXIT_OK, CommandError
 from allocation.cli.settings import apply_local_settings, read_policy
+from allocation.cli.simulate_fleet import run_fleet
+from allocation.cli.simulate_inputs import PROGRESS_EVERY, Progress, linked_hubs, parse_payload
 from allocation.cli.validate import describe_source, source_document
 from allocation.context import RequestContext, context_from_request
 from allocation.decision import decide
 from allocation.errors import AllocationError
-from allocation.hostnames import host_key, is_host_name
+from allocation.hostnames import host_key
 from allocation.policy import Policy
 from allocation.policy_sources import LoadedPolicy
 from allocation.requests import parse_request
+from allocation.simulation.quota import REGISTRATIONS_PER_MINUTE_PER_UNIT
+from allocation.simulation.reregister import REPROVISION_POLICIES
 
 DEFAULT_ENROLLMENT: Final = "simulated"
 
@@ -54,22 +58,21 @@ NO_ELIGIBLE_HUB: Final = "(no_eligible_hub)"
 ALWAYS_SHOWN: Final = (DENIED, NO_ELIGIBLE_HUB)
 INTERNAL_ERROR: Final = "(internal_error)"
 
-PROGRESS_INTERVAL_SECONDS: Final = 0.1
-PROGRESS_EVERY: Final = 1024  # devices between looks at the clock
-
 
 def register(subcommands: Any) -> None:
     command: argparse.ArgumentParser = subcommands.add_parser(
         "simulate",
-        help="allocate N simulated devices; compare with another policy",
+        help="allocate N simulated devices, or re-register a fleet through phases",
         description=(
             "Allocate N simulated devices (seeded registration IDs) with the webhook's own "
-            "decision code and print how many land on each hub, their share, and the hub's "
-            "weighted target share (the weighted strategy's expected share, drain included). "
-            "With --against, the same devices are allocated under the old policy too: how many "
-            "move, from where to where (a matrix), against the fewest moves that turn the old "
-            "counts into the new ones. Each device is a first registration through a "
-            "symmetric-key enrollment group."
+            "decision code and print how many land on each hub, their share, and the share "
+            "expected from the candidates each device had. With --against, the same devices are "
+            "allocated under the old policy too: how many move, from where to where. With a "
+            "fleet that already exists (--from OLD_POLICY with --devices N, or --fleet "
+            "devices.csv), the fleet re-registers under --policy, or under each of --phases in "
+            "turn, from its current hubs: devices per hub before and after, the movement "
+            "matrix, devices kept by sticky or never-reprovision, refusals, the registrations "
+            "asked of DPS and their time at its quota."
         ),
         epilog=(
             "exit codes: 0 simulated (denied devices and devices with no eligible hub are "
@@ -82,9 +85,7 @@ def register(subcommands: Any) -> None:
         metavar="FILE",
         help="the policy file (default: the policy of this host's settings)",
     )
-    command.add_argument(
-        "--devices", metavar="N", type=_positive, required=True, help="how many devices"
-    )
+    command.add_argument("--devices", metavar="N", type=_positive, help="how many devices")
     command.add_argument(
         "--hubs",
         metavar="H1,H2,...",
@@ -109,7 +110,80 @@ def register(subcommands: Any) -> None:
         "--seed", type=int, default=0, help="seed of the registration IDs (default: 0)"
     )
     command.add_argument("--json", action="store_true", help="print one JSON document")
+
+    fleet = command.add_argument_group("a fleet that already exists, re-registering")
+    fleet.add_argument(
+        "--from",
+        dest="from_policy",
+        metavar="OLD_POLICY",
+        help="--devices N seeded devices, first placed by this policy",
+    )
+    fleet.add_argument(
+        "--fleet",
+        metavar="DEVICES.csv",
+        help="the fleet as registrationId,enrollmentId,currentHub[,payload JSON] lines",
+    )
+    fleet.add_argument(
+        "--phases",
+        metavar="DIR_OR_FILE",
+        nargs="+",
+        help=(
+            "policies deployed in turn, the fleet re-registering after each: files in this "
+            "order, a directory's *.json in natural order (drain-5 before drain-25)"
+        ),
+    )
+    fleet.add_argument(
+        "--reprovision",
+        choices=sorted(REPROVISION_POLICIES),
+        default="migrate",
+        help="the enrollment's reprovision policy (default: migrate, as DPS's own default)",
+    )
+    fleet.add_argument(
+        "--share",
+        metavar="P",
+        type=_percent_option,
+        default=100.0,
+        help="the stable P%% of the fleet that re-registers (default: 100)",
+    )
+    fleet.add_argument(
+        "--dps-units",
+        metavar="U",
+        type=_positive,
+        default=1,
+        help=(
+            f"DPS units, for the time at the quota ({REGISTRATIONS_PER_MINUTE_PER_UNIT:,} "
+            "registrations per minute per unit; default: 1)"
+        ),
+    )
+    fleet.add_argument(
+        "--device-behaviour",
+        choices=("instant", "reference"),
+        default="instant",
+        help=(
+            "when devices call DPS: all at once (instant), or as the reference client in "
+            "device/ spreads them (reference)"
+        ),
+    )
+    fleet.add_argument(
+        "--outcomes",
+        metavar="FILE.csv",
+        help="write every registration: registrationId,step,before,after,outcome",
+    )
+    fleet.add_argument(
+        "--html", metavar="REPORT.html", help="also write the report as a self-contained page"
+    )
+    # Options that add inputs to the simulated requests (device inventories, ...) go here.
     command.set_defaults(run=run)
+
+
+def _percent_option(text: str) -> float:
+    try:
+        number = float(text.rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a percentage: {text!r}") from None
+    if not 0 < number <= 100:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 100, not {text}")
+    return number
 
 
 def _positive(text: str) -> int:
@@ -124,10 +198,17 @@ def _positive(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     apply_local_settings()
+    if args.from_policy is not None or args.fleet is not None or args.phases is not None:
+        return run_fleet(args)
+    if args.devices is None:
+        raise CommandError("give --devices N (or a fleet: --from OLD_POLICY, --fleet FILE)")
+    for name in ("outcomes", "html"):
+        if getattr(args, name) is not None:
+            raise CommandError(f"--{name} reports a fleet: give --from OLD_POLICY or --fleet")
     loaded = read_policy(args.policy)
     against = read_policy(args.against) if args.against is not None else None
     policies = [loaded.policy] if against is None else [loaded.policy, against.policy]
-    payload = _payload(args.payload)
+    payload = parse_payload(args.payload)
     template = device_template(args.enrollment, linked_hubs(args.hubs, policies), payload)
 
     started = time.perf_counter()
@@ -166,40 +247,6 @@ def registration_ids(seed: int, count: int) -> Iterator[str]:
     bits = random.Random(seed).getrandbits
     for _ in range(count):
         yield f"sim-{bits(64):016x}"
-
-
-def linked_hubs(option: str | None, policies: Sequence[Policy]) -> list[str]:
-    if option is None:
-        # The policies' own hubs, in their order (their keys are lower case).
-        hubs = list(dict.fromkeys(name for policy in policies for name in policy.hubs))
-        if not hubs:
-            raise CommandError(
-                "the policy names no hubs: give the linked hubs with --hubs h1,h2,..."
-            )
-        return hubs
-    hubs = [name.strip() for name in option.split(",") if name.strip()]
-    if not hubs:
-        raise CommandError("--hubs names no hub")
-    bad = [name for name in hubs if not is_host_name(name)]
-    if bad:
-        raise CommandError(
-            f"--hubs: {', '.join(map(repr, bad))} "
-            + ("is not an IoT hub host name" if len(bad) == 1 else "are not IoT hub host names")
-            + " (such as my-hub.azure-devices.net)"
-        )
-    return hubs
-
-
-def _payload(option: str | None) -> Any:
-    if option is None:
-        return None
-    try:
-        payload = json.loads(option)
-    except ValueError as error:
-        raise CommandError(f"--payload is not JSON: {error}") from None
-    if not isinstance(payload, dict):
-        raise CommandError('--payload must be a JSON object, such as \'{"siteId": "s1"}\'')
-    return payload
 
 
 def device_template(enrollment: str, linked: Sequence[str], payload: Any) -> RequestContext:
@@ -258,33 +305,6 @@ def allocate(
         if progress is not None:
             progress.close()
     return counts
-
-
-class Progress:
-    """A one-line progress bar on a terminal, redrawn at most every 0.1 s."""
-
-    def __init__(self, total: int, stream: TextIO) -> None:
-        self.total = total
-        self.stream = stream
-        self.started = time.monotonic()
-        self.shown = 0.0
-
-    def show(self, done: int) -> None:
-        now = time.monotonic()
-        if now - self.shown < PROGRESS_INTERVAL_SECONDS:
-            return
-        self.shown = now
-        width = 30
-        filled = width * done // self.total
-        self.stream.write(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {100 * done // self.total:3d}% "
-            f"{done:,}/{self.total:,} devices, {now - self.started:.1f} s"
-        )
-        self.stream.flush()
-
-    def close(self) -> None:
-        self.stream.write("\r\033[K")
-        self.stream.flush()
 
 
 # -- the report --------------------------------------------------------------------------------
