@@ -90,11 +90,13 @@ def _headline(report: Mapping[str, Any], names: Mapping[str, str]) -> str:
             sources[hub] = sources.get(hub, 0) + number
     origin = ", ".join(f"{n:,} from {names.get(hub, hub)}" for hub, n in sources.items())
     minutes = sum(step["dps"]["minutesAtQuota"] for step in steps)
+    only = sum(step["dps"]["onlyMoved"]["minutesAtQuota"] for step in steps)
     return (
         f"{moved:,} devices move ({100 * moved / max(report['devices'], 1):.1f}% of the fleet"
         + (f": {origin}" if origin else "")
         + f") over {len(steps)} step{'s' if len(steps) != 1 else ''}; "
-        f"{report['movedTwice']:,} move twice; {_minutes(minutes)} at the DPS quota."
+        f"{report['movedTwice']:,} move twice. At the DPS quota: {_minutes(minutes)} for every "
+        f"registration, {_minutes(only)} asking only the devices that move."
     )
 
 
@@ -159,18 +161,19 @@ def _heat_map(step: Mapping[str, Any], names: Mapping[str, str], title: str) -> 
     if "(unassigned)" in matrix or any("(unassigned)" in row for row in matrix.values()):
         rows.append("(unassigned)")
     label = {**names, "(unassigned)": "(unassigned)"}
-    cell, left, top = 92, 150, 70
-    size = len(rows) * cell
+    cell, tall, left, top = 124, 44, 150, 70
+    size = len(rows) * tall
+    wide = left + len(rows) * cell + 10
     peak = max([n for row in matrix.values() for n in row.values()] + [1])
-    out = [f'<svg class="heat-map" width="{left + size + 10}" height="{top + size + 10}" '
+    out = [f'<svg class="heat-map" width="{wide}" height="{top + size + 10}" '
            f'role="img" aria-label="{escape(title)}">',
            f'<text x="0" y="14">{escape(title)}</text>',
            f'<text x="{left}" y="34" class="small">after the step →</text>',
            f'<text x="0" y="{top - 6}" class="small">before ↓</text>']  # fmt: skip
     for i, hub in enumerate(rows):
         out.append(f'<text class="small" x="{left + i * cell + cell / 2}" y="{top - 6}" '
-                   f'text-anchor="middle">{escape(label[hub][:14])}</text>')  # fmt: skip
-        out.append(f'<text class="small" x="{left - 6}" y="{top + i * cell + cell / 2 + 4}" '
+                   f'text-anchor="middle">{escape(_fit(label[hub]))}</text>')  # fmt: skip
+        out.append(f'<text class="small" x="{left - 6}" y="{top + i * tall + tall / 2 + 4}" '
                    f'text-anchor="end">{escape(label[hub])}</text>')  # fmt: skip
     for i, before in enumerate(rows):
         for j, after in enumerate(rows):
@@ -179,19 +182,24 @@ def _heat_map(step: Mapping[str, Any], names: Mapping[str, str], title: str) -> 
             strength = 0.08 + 0.92 * number / peak if number else 0.0
             colour = "225,87,89" if before != after else "120,120,120"
             fill = f"rgba({colour},{strength:.3f})" if number else "#f6f6f6"
-            x, y = left + j * cell, top + i * cell
+            x, y = left + j * cell, top + i * tall
             out.append(
                 f'<rect class="cell" data-from="{escape(before)}" data-to="{escape(after)}" '
-                f'data-count="{number}" x="{x}" y="{y}" width="{cell - 2}" height="{cell - 2}" '
+                f'data-count="{number}" x="{x}" y="{y}" width="{cell - 2}" height="{tall - 2}" '
                 f'fill="{fill}"><title>{escape(before)} → {escape(after)}: {number:,}</title>'
                 "</rect>"
             )
             ink = "#fff" if strength > 0.55 else "#222"
             shown = _compact(number) if number else "-"
-            out.append(f'<text x="{x + cell / 2 - 1}" y="{y + cell / 2 + 4}" text-anchor="middle" '
+            out.append(f'<text x="{x + cell / 2 - 1}" y="{y + tall / 2 + 4}" text-anchor="middle" '
                        f'style="fill:{ink}">{shown}</text>')  # fmt: skip
     out.append("</svg>")
     return "\n".join(out)
+
+
+def _fit(name: str) -> str:
+    # Hub names of one fleet often share their start: keep the end, which tells them apart.
+    return name if len(name) <= 18 else "\u2026" + name[-17:]
 
 
 def _compact(number: int) -> str:
