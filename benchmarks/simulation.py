@@ -175,20 +175,8 @@ def run_phases(quick: bool) -> list[Figure]:
             with path.open("w", encoding="utf-8") as file:
                 for number in range(n):
                     file.write(f"meter-{number:07d},fleet,{bodies.HUBS[number % 10]}\n")
-            csv_rows.append(
-                _peak_kib(
-                    [
-                        "simulate",
-                        "--fleet",
-                        str(path),
-                        "--phases",
-                        *phases,
-                        "--hubs",
-                        hubs,
-                        "--json",
-                    ]
-                )  # fmt: skip
-            )
+            command = ["simulate", "--fleet", str(path), "--phases", *phases, "--hubs", hubs]
+            csv_rows.append(_peak_kib([*command, "--json"]))
     per_device_seeded = (seeded[1] - seeded[0]) * 1024 / (large - small)
     per_device_csv = (csv_rows[1] - csv_rows[0]) * 1024 / (large - small)
     label = f"{devices:,} devices, 10 hubs, 5 phases"
