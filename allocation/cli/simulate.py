@@ -8,11 +8,11 @@ and ``--payload`` as every device's payload. Only the registration ID differs be
 Registration IDs come from a seeded generator, so a run can be repeated, and with ``--against``
 both policies see the same devices.
 
-Target share: the *weighted target*, the share the weighted strategy gives each linked hub in
-expectation, drain included: each device avoids each hub at ``drain`` percent independently,
-and goes to one of the hubs it may use with probability weight / (their total weight). It is
-exact for the weighted strategy with no filter or rule; other strategies are compared with it
-as a reference.
+Expected share: computed from the candidates each device actually had, after rules, hub
+filters and drain (allocation.simulation.walk.StepCounts.expected): a device placed by weighted
+hashing counts weight / (total weight) for each hub it was eligible for, a device placed by
+``static`` or refused counts for its outcome. Where a strategy's odds cannot be stated (latency,
+plug-ins) no share is expected.
 
 Movement (``--against OLD``): *moved* counts the devices whose outcome differs between the two
 policies; the *minimum* is the fewest moves that turn the old counts into the new ones,
@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import functools
-import itertools
 import json
-import random
 import sys
 import time
 from collections import Counter
@@ -34,7 +32,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from allocation.candidates import HubSettings, linked_candidates
+from allocation.candidates import Candidate, HubSettings, linked_candidates
 from allocation.cli import EXIT_OK, CommandError
 from allocation.cli.settings import apply_local_settings, read_policy
 from allocation.cli.simulate_fleet import run_fleet
@@ -47,8 +45,10 @@ from allocation.hostnames import host_key
 from allocation.policy import Policy
 from allocation.policy_sources import LoadedPolicy
 from allocation.requests import parse_request
+from allocation.simulation.fleet import seeded_ids
 from allocation.simulation.quota import REGISTRATIONS_PER_MINUTE_PER_UNIT
-from allocation.simulation.reregister import REPROVISION_POLICIES
+from allocation.simulation.reregister import CERTAIN, REPROVISION_POLICIES, result_of
+from allocation.simulation.walk import StepCounts
 
 DEFAULT_ENROLLMENT: Final = "simulated"
 
@@ -213,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     progress = Progress(args.devices, sys.stderr) if sys.stderr.isatty() else None
-    outcomes = allocate(
+    outcomes, odds = allocate(
         loaded.policy,
         template,
         registration_ids(args.seed, args.devices),
@@ -231,6 +231,7 @@ def run(args: argparse.Namespace) -> int:
         loaded=loaded,
         against=against,
         outcomes=outcomes,
+        expected=odds.expected(args.devices),
     )
     if args.json:
         print(json.dumps(result.document(), indent=2))
@@ -242,11 +243,7 @@ def run(args: argparse.Namespace) -> int:
 # -- the devices -------------------------------------------------------------------------------
 
 
-def registration_ids(seed: int, count: int) -> Iterator[str]:
-    """``count`` registration IDs, the same for the same seed on every machine."""
-    bits = random.Random(seed).getrandbits
-    for _ in range(count):
-        yield f"sim-{bits(64):016x}"
+registration_ids = seeded_ids
 
 
 def device_template(enrollment: str, linked: Sequence[str], payload: Any) -> RequestContext:
@@ -269,15 +266,18 @@ def device_template(enrollment: str, linked: Sequence[str], payload: Any) -> Req
 # -- allocating --------------------------------------------------------------------------------
 
 
-def outcome(policy: Policy, context: RequestContext) -> str:
-    """The hub the webhook would answer, or the refusal in parentheses: ``(denied)``, ..."""
+def outcome(policy: Policy, context: RequestContext) -> tuple[str, tuple[Candidate, ...] | None]:
+    """The hub the webhook would answer, or the refusal in parentheses (``(denied)``, ...), and
+    the odds of that outcome (see allocation.simulation.reregister.Result)."""
     try:
-        return decide(policy, context).hub.name
+        result = result_of(decide(policy, context))
     except AllocationError as error:
-        return f"({error.code})"
+        return f"({error.code})", CERTAIN
     except Exception:
         # A defect, which the webhook answers with 500; count it rather than stop.
-        return INTERNAL_ERROR
+        return INTERNAL_ERROR, CERTAIN
+    assert result.hub is not None
+    return result.hub, result.odds
 
 
 def allocate(
@@ -286,10 +286,11 @@ def allocate(
     ids: Iterator[str],
     old: Policy | None = None,
     progress: Progress | None = None,
-) -> Counter[tuple[str, str]]:
-    """How many devices have each (outcome under ``old``, outcome under ``policy``); without
-    ``old`` the first is the second."""
+) -> tuple[Counter[tuple[str, str]], StepCounts]:
+    """How many devices have each (outcome under ``old``, outcome under ``policy``), without
+    ``old`` the first is the second; and the odds of the outcomes under ``policy``."""
     counts: Counter[tuple[str, str]] = Counter()
+    odds = StepCounts()
     # The template with another registration ID; faster than template._replace().
     fixed = template._asdict()
     del fixed["registration_id"]
@@ -297,47 +298,23 @@ def allocate(
     try:
         for index, registration_id in enumerate(ids):
             context = device(registration_id=registration_id)
-            new = outcome(policy, context)
-            counts[(new if old is None else outcome(old, context), new)] += 1
+            new, eligible = outcome(policy, context)
+            counts[(new if old is None else outcome(old, context)[0], new)] += 1
+            if eligible is CERTAIN:
+                odds.certain[new] += 1
+            elif eligible:
+                odds.weighted[eligible] += 1
+            else:
+                odds.unknown += 1
             if progress is not None and index % PROGRESS_EVERY == 0:
                 progress.show(index)
     finally:
         if progress is not None:
             progress.close()
-    return counts
+    return counts, odds
 
 
 # -- the report --------------------------------------------------------------------------------
-
-
-# Partially drained hubs whose drained/undrained combinations are enumerated exactly; beyond
-# this many (never seen in practice) each is approximated by its expected weight.
-_EXACT_DRAIN_LIMIT = 14
-
-
-def target_shares(policy: Policy, linked: Sequence[str]) -> dict[str, float]:
-    """The weighted strategy's expected share of each linked hub, drain included."""
-    hubs = linked_candidates(linked, policy.hubs)
-    shares = dict.fromkeys((hub.name for hub in hubs), 0.0)
-    steady = [h for h in hubs if h.settings.drain <= 0]
-    partial = [h for h in hubs if 0 < h.settings.drain < 100]
-    if len(partial) > _EXACT_DRAIN_LIMIT:
-        weights = {h.name: h.weight * (1 - h.settings.drain / 100) for h in steady + partial}
-        total = sum(weights.values())
-        return {name: weights.get(name, 0.0) / total if total else 0.0 for name in shares}
-    # Every combination of drained and undrained partial hubs, with its probability.
-    for drained in itertools.product((False, True), repeat=len(partial)):
-        probability = 1.0
-        usable = list(steady)
-        for hub, is_drained in zip(partial, drained, strict=True):
-            p = hub.settings.drain / 100
-            probability *= p if is_drained else 1 - p
-            if not is_drained:
-                usable.append(hub)
-        total = sum(h.weight for h in usable)
-        for hub in usable:
-            shares[hub.name] += probability * hub.weight / total
-    return shares
 
 
 def minimum_moves(old: Mapping[str, int], new: Mapping[str, int]) -> int:
@@ -355,6 +332,7 @@ class Simulation:
     loaded: LoadedPolicy
     against: LoadedPolicy | None
     outcomes: Counter[tuple[str, str]]  # see allocate()
+    expected: Mapping[str | None, float] | None  # each outcome's expected share, if meaningful
 
     def counts(self, which: int) -> Counter[str]:
         """Devices per outcome under the new policy (1) or the old one (0)."""
@@ -387,8 +365,8 @@ class Simulation:
 
     def document(self) -> dict[str, Any]:
         new = self.counts(1)
-        targets = target_shares(self.loaded.policy, self.linked)
         settings = self.settings()
+        expected = self.expected
         document: dict[str, Any] = {
             "devices": self.devices,
             "seed": self.seed,
@@ -403,7 +381,7 @@ class Simulation:
                     "drain": settings[hub].drain,
                     "devices": new[hub],
                     "share": new[hub] / self.devices,
-                    "targetShare": targets[hub],
+                    "expectedShare": None if expected is None else expected.get(hub, 0.0),
                 }
                 for hub in self.linked
             ],
@@ -435,7 +413,7 @@ class Simulation:
     def text(self, seconds: float) -> str:
         new = self.counts(1)
         old = self.counts(0) if self.against is not None else None
-        targets = target_shares(self.loaded.policy, self.linked)
+        expected = self.expected
         settings = self.settings()
         lines = [
             f"{self.devices:,} devices (seed {self.seed}) of enrollment "
@@ -445,7 +423,7 @@ class Simulation:
             + (f"; against: {_source(self.against)}" if self.against is not None else ""),
             "",
         ]
-        header = ["hub", "weight", "drain", "devices", "share", "target"]
+        header = ["hub", "weight", "drain", "devices", "share", "expected"]
         if old is not None:
             header += ["before", "change"]
         table = [header]
@@ -457,7 +435,7 @@ class Simulation:
                 "" if hub is None or not hub.drain else f"{hub.drain:g}%",
                 f"{new[row]:,}",
                 _percent(new[row] / self.devices),
-                "" if hub is None else _percent(targets[row]),
+                "-" if expected is None else _percent(expected.get(row, 0.0)),
             ]
             if old is not None:
                 cells += [f"{old[row]:,}", f"{new[row] - old[row]:+,}"]
