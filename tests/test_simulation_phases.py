@@ -12,7 +12,13 @@ from itertools import pairwise
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from allocation.policy import compile_policy
+from allocation.simulation.fleet import FleetDevice, seeded_ids
+from allocation.simulation.reregister import Registrar
+from allocation.simulation.walk import Walk
 from tests.conftest import ROOT, run_cli
 
 EXAMPLE = ROOT / "examples" / "03-phased-migration"
@@ -101,3 +107,41 @@ def test_under_never_reprovision_nothing_moves() -> None:
         assert step["moved"] == 0
         assert step["stayed"]["neverReprovision"] == FLEET
         assert after(step, LEGACY) == FLEET
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.floats(0, 100), min_size=1, max_size=5).map(sorted),
+    st.sampled_from(["reset", "migrate"]),
+)
+def test_raising_a_drain_never_moves_a_device_twice(drains: list[float], reprovision: Any) -> None:
+    # Any increasing sequence of drains, the new hubs weighted 1 and 2: the walk counts each
+    # device's moves, and a second one would show in movedTwice.
+    hubs = [LEGACY, *NEW]
+    policies = [
+        compile_policy({"hubs": {LEGACY: {"drain": drain}, NEW[1]: {"weight": 2}}, "sticky": True})
+        for drain in drains
+    ]
+    walk = Walk([Registrar(p, hubs, reprovision) for p in policies], hubs, 100.0)
+    for registration_id in seeded_ids(3, 300):
+        walk.device(FleetDevice(registration_id, "fleet", None, None), LEGACY, exact=False)
+    assert [counts.moved_twice for counts in walk.steps] == [0] * len(drains)
+    left = sum(n for (before, after, _), n in walk.steps[-1].transitions.items() if after == LEGACY)
+    if drains[-1] == 100:
+        assert left == 0
+
+
+def test_the_reference_client_spreads_a_fleet_under_the_quota() -> None:
+    # The fleet-reboot test's numbers: 10,000 devices, 1,000 registrations a minute, spread
+    # over 900 s by the reference client.
+    result = run_cli(
+        "simulate", "--from", str(EXAMPLE / "before.json"), "--devices", "10000",
+        "--policy", str(EXAMPLE / "phases" / "drain-100.json"), "--hubs", HUBS,
+        "--device-behaviour", "reference", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    reference = json.loads(result.stdout)["steps"][0]["reference"]
+    assert reference["spreadSeconds"] == 900
+    assert reference["minutes"] == 15
+    assert reference["peakPerMinute"] < 1000
+    assert reference["overQuota"] is False
