@@ -147,7 +147,7 @@ def _timed_stderr(command: list[str]) -> tuple[float, str]:
 def run_phases(quick: bool) -> list[Figure]:
     """Five phases re-registering a seeded fleet, against the five phases' first
     registrations (five plain simulate runs); peak memory of seeded and CSV fleets."""
-    devices = 5_000 if quick else 1_000_000
+    devices = 2_000 if quick else 1_000_000
     runs = 3 if quick else 1
     hubs = ",".join(bodies.HUBS)
     with tempfile.TemporaryDirectory() as directory:
@@ -167,7 +167,7 @@ def run_phases(quick: bool) -> list[Figure]:
                                  "--devices", str(devices)])  # fmt: skip
             times["phases"].append(seconds)
 
-        small, large = (2_000, 8_000) if quick else (100_000, 400_000)
+        small, large = (1_000, 4_000) if quick else (100_000, 400_000)
         seeded = [_peak_kib([*fleet, "--devices", str(n)]) for n in (small, large)]
         csv_rows = []
         for n in (small, large):
