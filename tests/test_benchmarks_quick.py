@@ -38,7 +38,7 @@ def test_quick_run_measures_every_figure_against_its_floor(tmp_path: Path) -> No
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,  # eight simulate runs of the phases figure on top of the rest
+        timeout=300,  # the phases figure adds 22 short simulate processes
         check=False,
     )
     assert done.returncode == 0, done.stderr
