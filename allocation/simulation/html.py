@@ -164,7 +164,10 @@ def _heat_map(step: Mapping[str, Any], names: Mapping[str, str], title: str) -> 
     cell, tall, left, top = 124, 44, 150, 70
     size = len(rows) * tall
     wide = left + len(rows) * cell + 10
-    peak = max([n for row in matrix.values() for n in row.values()] + [1])
+    # Moves and stays on scales of their own: a phase that moves 5 % still shows in red.
+    moves = [n for b, row in matrix.items() for a, n in row.items() if a != b]
+    stays = [n for b, row in matrix.items() for a, n in row.items() if a == b]
+    peaks = {True: max([*moves, 1]), False: max([*stays, 1])}
     out = [f'<svg class="heat-map" width="{wide}" height="{top + size + 10}" '
            f'role="img" aria-label="{escape(title)}">',
            f'<text x="0" y="14">{escape(title)}</text>',
@@ -179,7 +182,7 @@ def _heat_map(step: Mapping[str, Any], names: Mapping[str, str], title: str) -> 
         for j, after in enumerate(rows):
             number = matrix.get(before, {}).get(after, 0)
             # Moves in red, devices that stayed in grey: the eye goes to what moved.
-            strength = 0.08 + 0.92 * number / peak if number else 0.0
+            strength = 0.15 + 0.85 * number / peaks[before != after] if number else 0.0
             colour = "225,87,89" if before != after else "120,120,120"
             fill = f"rgba({colour},{strength:.3f})" if number else "#f6f6f6"
             x, y = left + j * cell, top + i * tall
@@ -258,7 +261,8 @@ def _quota(report: Mapping[str, Any], labels: Sequence[str]) -> str:
         for step in steps
     ]
     top = max([m for m, _, _ in figures] + [1e-9])
-    out = [f'<svg id="quota-bars" width="{left + width + 260}" height="{30 + len(steps) * 46}" '
+    rows = 46 + (16 if "reference" in steps[0] else 0)
+    out = [f'<svg id="quota-bars" width="{left + width + 260}" height="{30 + len(steps) * rows}" '
            'role="img" aria-label="time at the DPS quota per phase">',
            f'<text x="{left}" y="14" class="small">every re-registering device (dark) and only '
            "the devices that move (light), at the quota</text>"]  # fmt: skip
@@ -279,6 +283,15 @@ def _quota(report: Mapping[str, Any], labels: Sequence[str]) -> str:
             out.append(f'<text class="small" x="{left + length + 6:.1f}" y="{y + bar - 5}">'
                        f"{_minutes(value)} ({registrations:,})</text>")  # fmt: skip
             y += bar + 2
+        reference = step.get("reference")
+        if reference is not None:
+            over = "over" if reference["overQuota"] else "under"
+            out.append(
+                f'<text class="small reference" x="{left}" y="{y + 10}">reference client: '
+                f"{_minutes(reference['minutes'])}, peak {reference['peakPerMinute']:,}/min, "
+                f"{over} the quota</text>"
+            )
+            y += 16
         y += 6
     out.append("</svg>")
     return "\n".join(out)
