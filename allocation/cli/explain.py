@@ -22,7 +22,6 @@ from allocation import rendezvous
 from allocation.candidates import linked_candidates
 from allocation.cli import EXIT_FAILED, EXIT_OK, CommandError
 from allocation.cli.settings import apply_local_settings, read_policy
-from allocation.cli.simulate import aligned
 from allocation.cli.validate import describe_source, source_document
 from allocation.context import RequestContext, context_from_request
 from allocation.decision import Decision, Step
@@ -32,6 +31,7 @@ from allocation.policy import Policy
 from allocation.policy_sources import LoadedPolicy
 from allocation.requests import parse_request
 from allocation.response import twin_applies
+from allocation.simulation.text import aligned
 from allocation.strategies.base import Delegate, Outcome
 from allocation.strategies.rules import Rules
 from allocation.webhook import WebhookResponse, handle

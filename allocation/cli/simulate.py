@@ -41,13 +41,13 @@ from allocation.cli.validate import describe_source, source_document
 from allocation.context import RequestContext, context_from_request
 from allocation.decision import decide
 from allocation.errors import AllocationError
-from allocation.hostnames import host_key
 from allocation.policy import Policy
 from allocation.policy_sources import LoadedPolicy
 from allocation.requests import parse_request
 from allocation.simulation.fleet import seeded_ids
 from allocation.simulation.quota import REGISTRATIONS_PER_MINUTE_PER_UNIT
 from allocation.simulation.reregister import CERTAIN, REPROVISION_POLICIES, result_of
+from allocation.simulation.text import aligned, percent, short_names
 from allocation.simulation.walk import StepCounts
 
 DEFAULT_ENROLLMENT: Final = "simulated"
@@ -434,13 +434,13 @@ class Simulation:
                 "" if hub is None else str(hub.weight),
                 "" if hub is None or not hub.drain else f"{hub.drain:g}%",
                 f"{new[row]:,}",
-                _percent(new[row] / self.devices),
-                "-" if expected is None else _percent(expected.get(row, 0.0)),
+                percent(new[row] / self.devices),
+                "-" if expected is None else percent(expected.get(row, 0.0)),
             ]
             if old is not None:
                 cells += [f"{old[row]:,}", f"{new[row] - old[row]:+,}"]
             table.append(cells)
-        total = ["total", "", "", f"{self.devices:,}", _percent(1.0), ""]
+        total = ["total", "", "", f"{self.devices:,}", percent(1.0), ""]
         if old is not None:
             total += [f"{self.devices:,}", ""]
         table.append(total)
@@ -450,9 +450,9 @@ class Simulation:
             minimum = minimum_moves(old, new)
             lines += [
                 "",
-                f"moved: {self.moved:,} devices ({_percent(self.moved / self.devices)}); "
+                f"moved: {self.moved:,} devices ({percent(self.moved / self.devices)}); "
                 f"the fewest moves between these counts: {minimum:,} "
-                f"({_percent(minimum / self.devices)})",
+                f"({percent(minimum / self.devices)})",
                 "from (rows: --against) to (columns: --policy):",
             ]
             lines += self._matrix_text()
@@ -461,7 +461,7 @@ class Simulation:
     def _matrix_text(self) -> list[str]:
         seen = self.seen()
         rows = [row for row in self.rows() if row in self.linked or row in seen]
-        labels = _short_names(rows)
+        labels = short_names(rows)
         table = [["", *(labels[row] for row in rows)]]
         for before in rows:
             cells = [labels[before]]
@@ -472,30 +472,5 @@ class Simulation:
         return aligned(table, left={0})
 
 
-def _short_names(rows: Sequence[str]) -> dict[str, str]:
-    """Host names by their first label, where that is unambiguous."""
-    first = {row: row.split(".", 1)[0] if not row.startswith("(") else row for row in rows}
-    unique = Counter(host_key(label) for label in first.values())
-    return {row: label if unique[host_key(label)] == 1 else row for row, label in first.items()}
-
-
 def _source(loaded: LoadedPolicy) -> str:
     return f"{describe_source(loaded)} (fingerprint {loaded.policy.fingerprint})"
-
-
-def _percent(share: float) -> str:
-    return f"{100 * share:.2f}%"
-
-
-def aligned(rows: Sequence[Sequence[str]], left: set[int]) -> list[str]:
-    """Rows of cells as lines of aligned columns: those in ``left`` to the left, the rest (the
-    numbers) to the right. Rows may differ in length."""
-    columns = max(len(row) for row in rows)
-    widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(columns)]
-    return [
-        "  ".join(
-            cell.ljust(widths[i]) if i in left else cell.rjust(widths[i])
-            for i, cell in enumerate(row)
-        ).rstrip()
-        for row in rows
-    ]
