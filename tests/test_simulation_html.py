@@ -163,9 +163,15 @@ def test_the_page_shows_the_reports_numbers_and_fetches_nothing(
     ]
 
 
-def test_the_proxy_sees_what_a_page_fetches(tmp_path: Path, proxy: Proxy) -> None:
-    # The control for the test above: a page that does fetch something is caught.
+def test_the_checks_catch_a_page_that_fetches_or_logs_an_error(
+    tmp_path: Path, proxy: Proxy
+) -> None:
+    # The control for the test above: such a page shows in the proxy and in the browser's log.
     page = tmp_path / "fetching.html"
-    page.write_text('<img src="http://fonts.example.net/logo.png">', encoding="utf-8")
-    chromium(page, tmp_path / "profile", proxy, "--dump-dom")
+    page.write_text(
+        '<img src="http://fonts.example.net/logo.png"><script>console.error("boom")</script>',
+        encoding="utf-8",
+    )
+    result = chromium(page, tmp_path / "profile", proxy, "--dump-dom")
     assert any("fonts.example.net" in line for line in page_requests(proxy))
+    assert re.search(r"CONSOLE.*boom", result.stderr)
