@@ -26,7 +26,7 @@ from allocation.errors import AllocationError
 from allocation.policy_sources import LoadedPolicy
 from allocation.simulation import html
 from allocation.simulation.fleet import FleetDevice, FleetError, read_csv, seeded_ids
-from allocation.simulation.quota import ReferenceSpread
+from allocation.simulation.quota import ReferenceClient
 from allocation.simulation.report import REPROVISION_NAMES, document, text
 from allocation.simulation.reregister import Registrar, check_template
 from allocation.simulation.walk import Recorder, Walk
@@ -49,11 +49,11 @@ def run_fleet(args: argparse.Namespace) -> int:
         except AllocationError as error:
             raise CommandError(f"the simulated devices' request is not valid: {error}") from None
 
-    spread = ReferenceSpread() if args.device_behaviour == "reference" else None
+    reference = ReferenceClient() if args.device_behaviour == "reference" else None
     registrars = [Registrar(loaded.policy, linked, args.reprovision) for loaded in steps]
     started = time.perf_counter()
     with _Outcomes(args.outcomes) as outcomes:
-        walk = Walk(registrars, linked, args.share, spread, outcomes.record)
+        walk = Walk(registrars, linked, args.share, reference, outcomes.record)
         if starting is None:
             fleet: dict[str, Any] = {"file": args.fleet}
             _walk_csv(walk, Path(args.fleet))

@@ -285,11 +285,12 @@ def _quota(report: Mapping[str, Any], labels: Sequence[str]) -> str:
             y += bar + 2
         reference = step.get("reference")
         if reference is not None:
-            over = "over" if reference["overQuota"] else "under"
+            asked, away = reference["askedToReprovision"], reference["turnedAway"]
             out.append(
                 f'<text class="small reference" x="{left}" y="{y + 10}">reference client: '
-                f"{_minutes(reference['minutes'])}, peak {reference['peakPerMinute']:,}/min, "
-                f"{over} the quota</text>"
+                f"{_minutes(asked['minutes'])} asked to reprovision "
+                f"({asked['refused']:,} calls refused and retried), "
+                f"{_minutes(away['minutes'])} turned away by its hub</text>"
             )
             y += 16
         y += 6

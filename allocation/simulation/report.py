@@ -13,7 +13,7 @@ from allocation.simulation.quota import (
     QUOTA_SOURCE,
     REGISTRATIONS_PER_MINUTE_PER_UNIT,
     minutes_at_quota,
-    spread_figures,
+    reference_steps,
 )
 from allocation.simulation.reregister import ALLOCATED as CHOSEN
 from allocation.simulation.reregister import NEVER, STICKY
@@ -166,11 +166,8 @@ def _step(
             "onlyMoved": {"registrations": moved, "minutesAtQuota": minutes_at_quota(moved, units)},
         },
     }
-    if walk.spread is not None:
-        step["reference"] = {
-            "spreadSeconds": walk.spread.spread_seconds,
-            **spread_figures(counts.minutes, units),
-        }
+    if walk.reference is not None:
+        step["reference"] = reference_steps(walk.reference, counts.slots, units)
     return step
 
 
@@ -217,21 +214,28 @@ def text(report: Mapping[str, Any], labels: Sequence[str], header: Sequence[str]
         )
         reference = step.get("reference")
         if reference is not None:
-            lines.append(
-                f"reference client: over {_duration(reference['minutes'])} (spread "
-                f"{reference['spreadSeconds']:g} s), peak {reference['peakPerMinute']:,}/min"
-                + (
-                    f": over the quota of {rate:,}/min, DPS answers 429 to the excess"
-                    if reference["overQuota"]
-                    else f", under the quota of {rate:,}/min"
-                )
-            )
+            lines += _reference_lines(reference)
         lines.append("from (rows: before the step) to (columns: after):")
         lines += _matrix(step)
     if len(report["steps"]) > 1:
         lines += ["", "phases:"]
         lines += _summary(report, labels)
     return "\n".join(lines)
+
+
+def _reference_lines(reference: Mapping[str, Any]) -> list[str]:
+    lines = []
+    for key, how in (
+        ("askedToReprovision", "asked to reprovision, all at once"),
+        ("turnedAway", f"turned away by its hub, over {reference['retry']['spreadSeconds']:g} s"),
+    ):
+        figures = reference[key]
+        lines.append(
+            f"reference client, {how}: all registered in {_duration(figures['minutes'])}, "
+            f"{figures['dpsCalls']:,} DPS calls ({figures['refused']:,} refused over the quota, "
+            f"retried), peak {figures['peakPerMinute']:,} calls/min"
+        )
+    return lines
 
 
 def _before(step: Mapping[str, Any], hub: str) -> int:

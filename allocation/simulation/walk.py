@@ -18,7 +18,7 @@ from typing import Final
 from allocation.candidates import Candidate
 from allocation.hostnames import host_key
 from allocation.simulation.fleet import FleetDevice, in_share
-from allocation.simulation.quota import ReferenceSpread
+from allocation.simulation.quota import ReferenceClient
 from allocation.simulation.reregister import CERTAIN, UNKNOWN, Registrar
 
 NOT_ASKED: Final = "not-asked"
@@ -39,8 +39,9 @@ class StepCounts:
     weighted: Counter[tuple[Candidate, ...]] = field(default_factory=Counter)
     certain: Counter[str | None] = field(default_factory=Counter)
     unknown: int = 0
-    # Under the reference client: registrations by the minute they reach DPS.
-    minutes: Counter[int] = field(default_factory=Counter)
+    # Under the reference client, turned away by their hub: registrations by the 5-second slot
+    # in which they first reach DPS.
+    slots: Counter[int] = field(default_factory=Counter)
 
     def expected(self, devices: int) -> dict[str | None, float] | None:
         """Each hub's expected share after the step; None where no expectation is meaningful."""
@@ -62,12 +63,12 @@ class Walk:
         steps: Sequence[Registrar],
         linked_hubs: Sequence[str],
         share: float,
-        spread: ReferenceSpread | None = None,
+        reference: ReferenceClient | None = None,
         record: Recorder | None = None,
     ) -> None:
         self.registrars = tuple(steps)
         self.share = share
-        self.spread = spread
+        self.reference = reference
         self.record = record
         self.devices = 0
         self.start: Counter[str | None] = Counter()
@@ -112,6 +113,6 @@ class Walk:
                 counts.unknown += 1
             else:
                 counts.weighted[odds] += 1
-            if self.spread is not None:
-                counts.minutes[self.spread.minute(registration_id, index)] += 1
+            if self.reference is not None:
+                counts.slots[self.reference.slot(registration_id, index)] += 1
             hub = after
