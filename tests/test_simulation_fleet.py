@@ -148,3 +148,11 @@ def test_seeded_devices_get_the_answer_of_their_whole_request(
     device = FleetDevice(f"sim-{bits:016x}", "simulated", current_hub, None)
     seeded = registrar.seeded(device.registration_id, "simulated", current_hub, None)
     assert seeded == registrar.exact(device)
+
+
+def test_a_fleet_file_with_no_device_is_refused(tmp_path: Path) -> None:
+    fleet = tmp_path / "devices.csv"
+    fleet.write_text("registrationId,enrollmentId,currentHub\n", encoding="utf-8")
+    result = run_cli("simulate", "--fleet", str(fleet), "--hubs", ",".join(LINKED))
+    assert result.returncode == 2
+    assert result.stderr == f"error: {fleet} lists no device\n"

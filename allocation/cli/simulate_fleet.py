@@ -114,6 +114,8 @@ def _walk_csv(walk: Walk, path: Path) -> None:
             walk.device(device, device.current_hub, exact=True)
     except FleetError as error:
         raise CommandError(str(error)) from None
+    if not walk.devices:
+        raise CommandError(f"{path} lists no device")
 
 
 def _walk_seeded(
