@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from allocation.cli import main
 from allocation.cli.explain import explain
 from allocation.cli.settings import read_policy
 from allocation.policy import Policy, compile_policy
@@ -156,3 +157,42 @@ def test_a_fleet_file_with_no_device_is_refused(tmp_path: Path) -> None:
     result = run_cli("simulate", "--fleet", str(fleet), "--hubs", ",".join(LINKED))
     assert result.returncode == 2
     assert result.stderr == f"error: {fleet} lists no device\n"
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.one_of(
+            st.lists(st.text(max_size=30), min_size=0, max_size=5).map(",".join),
+            # Lines the file format allows, with hostile values the webhook must refuse alone.
+            st.tuples(
+                st.text(min_size=1, max_size=20).filter(lambda s: s.strip() and "," not in s),
+                st.sampled_from(["contoso-meters", "", "x" * 300]),
+                st.sampled_from([*LINKED, "", "other-hub.azure-devices.net"]),
+                st.sampled_from(["", '"{""a"": 1}"', '"[1, 2]"', "null", '"{""n"": 1e400}"']),
+            ).map(",".join),
+        ),
+        max_size=6,
+    ),
+    st.sampled_from(["never", "reset", "migrate"]),
+)
+def test_no_fleet_file_crashes_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], lines: list[str], reprovision: str
+) -> None:
+    fleet = tmp_path / "devices.csv"
+    fleet.write_text("\n".join(lines), encoding="utf-8", errors="surrogatepass")
+    code = main(
+        ["simulate", "--fleet", str(fleet), "--hubs", ",".join(LINKED), "--policy",
+         str(EXAMPLE / "phases" / "drain-25.json"), "--reprovision", reprovision, "--json"]
+    )  # fmt: skip
+    out, err = capsys.readouterr()
+    event(f"exit {code}")
+    assert code in (0, 2)
+    if code == 0:
+        report = json.loads(out)
+        assert report["devices"] >= 1
+        assert {row["hub"] for row in report["steps"][0]["hubs"]} >= set(LINKED)
+    else:
+        assert err.startswith("error: ") and err.count("\n") == 1
