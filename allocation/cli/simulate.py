@@ -42,13 +42,13 @@ from allocation.context import RequestContext, context_from_request
 from allocation.decision import decide
 from allocation.errors import AllocationError
 from allocation.policy import Policy
-from allocation.policy_sources import LoadedPolicy
 from allocation.requests import parse_request
 from allocation.simulation.fleet import seeded_ids
 from allocation.simulation.quota import REGISTRATIONS_PER_MINUTE_PER_UNIT
 from allocation.simulation.reregister import CERTAIN, REPROVISION_POLICIES, result_of
 from allocation.simulation.text import aligned, percent, short_names
 from allocation.simulation.walk import StepCounts
+from allocation.sources import LoadedPolicy
 
 DEFAULT_ENROLLMENT: Final = "simulated"
 

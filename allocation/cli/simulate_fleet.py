@@ -23,13 +23,13 @@ from allocation.cli.settings import read_policy
 from allocation.cli.simulate_inputs import PROGRESS_EVERY, Progress, linked_hubs, parse_payload
 from allocation.cli.validate import describe_source, source_document
 from allocation.errors import AllocationError
-from allocation.policy_sources import LoadedPolicy
 from allocation.simulation import html
 from allocation.simulation.fleet import FleetDevice, FleetError, read_csv, seeded_ids
 from allocation.simulation.quota import ReferenceClient
 from allocation.simulation.report import REPROVISION_NAMES, document, text
 from allocation.simulation.reregister import Registrar, check_template
 from allocation.simulation.walk import Recorder, Walk
+from allocation.sources import LoadedPolicy
 
 
 def run_fleet(args: argparse.Namespace) -> int:
