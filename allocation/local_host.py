@@ -5,12 +5,13 @@ behind a function key (``?code=<key>`` or the ``x-functions-key`` header; wrong 
 and ``GET /api/health``, anonymous. Both call the same core entry points as the Function.
 Served by ``python -m allocation serve``; this module imports no server.
 
-Policy code never runs on the event loop when it could wait: a policy with a plug-in (whose
-``choose`` may take up to PLUGIN_TIMEOUT_SECONDS), and any answer that must first load the
-policy (later checks of its source run in the background: allocation.sources.cache), run on a
-thread, so one slow plug-in or load never delays health or other requests. A policy of built-in
-strategies answers on the loop: its cost is bounded CPU time, and the hop to a thread would cost
-the host a large share of its throughput (BENCHMARKS.md).
+Policy code never runs on the event loop when it could wait: a policy with lookups (calls to a
+table) or a plug-in (whose ``choose`` may take up to PLUGIN_TIMEOUT_SECONDS), and any answer that
+must first load the policy (later checks of its source run in the background:
+allocation.sources.cache), run on a thread, so one slow store, plug-in or load never delays
+health or other requests. A policy of built-in strategies and no lookups answers on the loop:
+its cost is bounded CPU time, and the hop to a thread would cost the host a large share of its
+throughput (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -273,8 +274,10 @@ class LocalHost:
 
 
 def _may_wait(policy: Policy) -> bool:
-    """Whether answering with ``policy`` can wait on operator code: a plug-in strategy."""
-    return not policy.strategies <= _BUILTIN_STRATEGIES
+    """Whether answering with ``policy`` can wait: on a lookup's table (a synchronous call to
+    the store, up to its ``timeoutMs``, or on another request's call for the same row) or on
+    operator code (a plug-in strategy)."""
+    return policy.lookups is not None or not policy.strategies <= _BUILTIN_STRATEGIES
 
 
 class _BodyTooLarge(Exception):
