@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import socket
 import time
 from pathlib import Path
 
@@ -58,3 +59,70 @@ def test_a_hanging_plugin_leaves_health_and_other_enrollments_their_latency(
     finally:
         host.process.kill()
         host.process.communicate()
+
+
+def test_a_table_store_that_never_answers_leaves_health_and_other_devices_their_latency(
+    tmp_path: Path,
+) -> None:
+    policy = tmp_path / "policy.json"
+    policy.write_text(
+        json.dumps(
+            {
+                "lookups": {
+                    "inventory": {
+                        "table": "devices",
+                        "partitionKey": "{enrollmentId}",
+                        "rowKey": "{registrationId}",
+                        "timeoutMs": 2000,
+                    }
+                },
+                "default": {
+                    "strategy": "rules",
+                    "rules": [
+                        {
+                            "name": "gateways",
+                            "when": {"registrationId": {"startsWith": "gw-"}},
+                            "then": {"strategy": "static", "hub": "hub-a.azure-devices.net"},
+                        },
+                        {
+                            "name": "listed",
+                            "when": {"lookup.inventory": {"exists": True}},
+                            "then": {"strategy": "weighted"},
+                        },
+                    ],
+                },
+            }
+        )
+    )
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)  # the kernel accepts connections; nothing ever reads or answers
+        store = (
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey="
+            + "a" * 88
+            + f";TableEndpoint=http://127.0.0.1:{silent.getsockname()[1]}/devstoreaccount1;"
+        )
+        host = start_host("--policy", str(policy), env={"ALLOCATION_STORAGE": store})
+        try:
+            # The first lookup loads the storage SDK: that is not what is measured.
+            warm = encode(make_request("device-0"))
+            assert timed(host, "POST", "/api/allocate", warm)[0] == 503
+            with concurrent.futures.ThreadPoolExecutor(12) as clients:
+                waiting = [
+                    clients.submit(
+                        timed, host, "POST", "/api/allocate", encode(make_request(f"device-{n}"))
+                    )
+                    for n in range(1, 13)
+                ]
+                time.sleep(0.3)  # the twelve wait on the store now
+
+                health = timed(host, "GET", "/api/health")
+                gateway = timed(host, "POST", "/api/allocate", encode(make_request("gw-1")))
+
+                assert health[0] == 200 and health[1] < 0.5, health
+                assert gateway[0] == 200 and gateway[1] < 0.5, gateway
+                answers = [call.result(timeout=30) for call in waiting]
+            assert {status for status, _ in answers} == {503}
+        finally:
+            host.process.kill()
+            host.process.communicate()
