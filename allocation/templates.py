@@ -1,7 +1,8 @@
 """Templates in ``initialTwin``, ``payload`` and the weighted strategy's ``key``.
 
 ``{registrationId}``, ``{enrollmentId}``, ``{hub}``, ``{hub.region}``, ``{currentHub}`` and
-``{payload.<dotted path>}`` are replaced by the request's values; ``{{`` and ``}}`` are literal
+``{payload.<dotted path>}`` are replaced by the request's values, ``{lookup.<name>.<property>}``
+by a property of the row a lookup found (allocation.lookups); ``{{`` and ``}}`` are literal
 braces. A missing value renders as "". A string that is exactly one template keeps the value's
 JSON type (``"{payload.count}"`` renders the number); inside a longer string a non-string value
 renders as compact JSON.
@@ -20,8 +21,9 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from allocation.context import MISSING
+from allocation.context import LOOKUP_PREFIX, MISSING, lookup_field_problem
 from allocation.errors import PolicyError, Problem
+from allocation.limits import MAX_RENDERED_BYTES
 from allocation.paths import JsonPath, format_path
 
 # Resolves a template field name to its value, or MISSING.
@@ -105,16 +107,25 @@ class TemplateString:
         budget.spend(len(_json_string(text)))
         return text
 
-    def render_text(self, resolve: Resolve, limit: int) -> str:
+    def render_text(self, resolve: Resolve, limit: int | None = None) -> str:
         """The string, non-string values as compact JSON; RenderedTooLarge past ``limit``
-        characters."""
-        budget = Budget(limit)
+        characters. Without a limit (a host name, a table key: none is nearly that long) the
+        text stops before the value that would take it past MAX_RENDERED_BYTES characters, so
+        that its cost never grows with how often a template repeats a device's value."""
+        budget = Budget(MAX_RENDERED_BYTES if limit is None else limit)
         pieces: list[str] = []
-        for part in self.parts:
-            text = part if isinstance(part, str) else self._field_text(resolve(part.name), budget)
-            budget.spend(len(text))
-            pieces.append(text)
-        return "".join(pieces)
+        try:
+            for part in self.parts:
+                text = (
+                    part if isinstance(part, str) else self._field_text(resolve(part.name), budget)
+                )
+                budget.spend(len(text))
+                pieces.append(text)
+        except RenderedTooLarge:
+            if limit is not None:
+                raise
+        # '{lookup.inventory.hub}', a key: no join needed.
+        return pieces[0] if len(pieces) == 1 else "".join(pieces)
 
     @staticmethod
     def _field_text(value: Any, budget: Budget) -> str:
@@ -151,7 +162,11 @@ def parse_template(
                     at, f"unclosed '{{' at character {i} (write '{{{{' for a literal brace)"
                 )
             name = text[i + 1 : end]
-            if not _is_known(name, allowed):
+            if name.startswith(LOOKUP_PREFIX):
+                problem = lookup_field_problem(name)
+                if problem is not None:
+                    raise _error(at, problem)
+            elif not _is_known(name, allowed):
                 raise _error(at, f"unknown template field '{{{name}}}'; known: {_known(allowed)}")
             if literal:
                 parts.append("".join(literal))
@@ -171,7 +186,10 @@ def parse_template(
 
 
 def _known(allowed: Collection[str]) -> str:
-    return ", ".join(f"{{{name}}}" for name in sorted(allowed)) + ", {payload.<path>}"
+    return (
+        ", ".join(f"{{{name}}}" for name in sorted(allowed))
+        + ", {payload.<path>}, {lookup.<name>.<property>}"
+    )
 
 
 def _error(at: JsonPath, message: str) -> PolicyError:
