@@ -1,14 +1,15 @@
 """Request bytes to a validated request: parse, validate, and enforce the documented limits.
 
-pydantic-core's JSON parser reads the body (refusing NaN and Infinity anywhere, which are not
-JSON), then the contract's schema validates it. Before that, the body's size and nesting are
-checked on the raw bytes, so no body can make a parser work hard; after it, the device
-payload's size in keys and its numbers.
+The body's size is checked first. pydantic-core's JSON parser then reads it (refusing NaN and
+Infinity anywhere, which are not JSON; its own nesting limit, about 200 levels, keeps any body
+from making it work hard), the body's nesting is checked against ours, the contract's schema
+validates it, and last come the device payload's size in keys and its numbers.
 
-A device controls up to 96 KiB of the body, so every check costs at most what parsing it does
-(``benchmarks/worst_body.py``): the raw-byte checks run in C (bytes methods, one regular
-expression), and the payload is walked in Python only when counts taken on the raw bytes cannot
-rule out too many keys or a number beyond a double's range.
+A device controls up to 96 KiB of the body, so the checks cost less than parsing it
+(``benchmarks/worst_body.py``): a body of few values is walked once parsed; a larger one is
+checked on its raw bytes in C (bytes methods, one regular expression), and its payload walked
+in Python only when counts taken on the raw bytes cannot rule out too many keys or a number
+beyond a double's range.
 """
 
 from __future__ import annotations
