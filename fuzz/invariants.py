@@ -39,7 +39,7 @@ ERROR_CODES: Final = {
     400: {"invalid_request"},
     403: {"denied"},
     413: {"too_large"},
-    503: {"policy_unavailable", "no_eligible_hub"},
+    503: {"policy_unavailable", "no_eligible_hub", "lookup_unavailable"},
 }
 # Invariant 4: budget = RATIO_BUDGET x json.loads of the body + ALLOWANCE_SECONDS. The allowance
 # covers the fixed cost of a request (0.03-0.1 ms under the fuzzing policies) with room for a
