@@ -1,0 +1,240 @@
+"""infra/hooks/postdeploy.py, run as azd runs it, against a fake `az` on PATH (tests/fake_az)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+HOOK = ROOT / "infra" / "hooks" / "postdeploy.py"
+FAKE_AZ = Path(__file__).parent / "fake_az" / "az.py"
+
+KEY = "Zm9vYmFyLXNlY3JldC1mdW5jdGlvbi1rZXk-TEST=="
+HOST = "func-alloc-abc.azurewebsites.net"
+HUBS = ["iot-abc-a.azure-devices.net", "iot-abc-b.azure-devices.net"]
+URL = f"https://{HOST}/api/allocate?code={KEY}"
+
+
+def load_hook() -> Any:
+    spec = importlib.util.spec_from_file_location("postdeploy", HOOK)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up in sys.modules while the class is made.
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class FakeAzure:
+    def __init__(self, root: Path) -> None:
+        self.bin = root / "bin"
+        self.bin.mkdir()
+        self.state_file = root / "state.json"
+        self.log = root / "az-calls.jsonl"
+        self.log.touch()
+        shim = self.bin / "az"
+        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE_AZ}" "$@"\n')
+        shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
+        self.state: dict[str, Any] = {
+            "dps": {"name": "provs-abc", "resourceGroup": "rg-demo", "iotHubs": HUBS},
+            "functionApp": {
+                "name": "func-alloc-abc",
+                "resourceGroup": "rg-demo",
+                "defaultHostName": HOST,
+                "keys": {"allocate": KEY},
+            },
+            "enrollmentGroups": {},
+        }
+        self.save()
+
+    def save(self) -> None:
+        self.state_file.write_text(json.dumps(self.state))
+
+    def load(self) -> dict[str, Any]:
+        self.state = json.loads(self.state_file.read_text())
+        return self.state
+
+    def calls(self) -> list[list[str]]:
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def writes(self) -> list[list[str]]:
+        return [
+            c
+            for c in self.calls()
+            if c[:3] == ["iot", "dps", "enrollment-group"] and c[3] in ("create", "update")
+        ]
+
+
+@pytest.fixture
+def azure(tmp_path: Path) -> FakeAzure:
+    return FakeAzure(tmp_path)
+
+
+AZD_OUTPUTS = {
+    "AZURE_RESOURCE_GROUP": "rg-demo",
+    "AZURE_FUNCTION_APP_NAME": "func-alloc-abc",
+    "AZURE_FUNCTION_HOSTNAME": HOST,
+    "DEMO_DPS_NAME": "provs-abc",
+    "DEMO_DPS_RESOURCE_GROUP": "rg-demo",
+    "DEMO_DPS_IOT_HUBS": " ".join(HUBS),
+}
+
+
+@pytest.fixture
+def run_hook(azure: FakeAzure) -> Callable[..., subprocess.CompletedProcess[str]]:
+    def run(**settings: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            "PATH": f"{azure.bin}{os.pathsep}{os.environ['PATH']}",
+            "FAKE_AZ_STATE": str(azure.state_file),
+            "FAKE_AZ_LOG": str(azure.log),
+            **settings,
+        }
+        return subprocess.run(
+            [sys.executable, str(HOOK)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    return run
+
+
+def assert_key_kept_out(result: subprocess.CompletedProcess[str]) -> None:
+    assert KEY not in result.stdout
+    assert KEY not in result.stderr
+
+
+def test_first_run_creates_the_enrollment_group_pointing_at_the_function(azure, run_hook):
+    result = run_hook(**AZD_OUTPUTS)
+
+    assert result.returncode == 0, result.stderr
+    group = azure.load()["enrollmentGroups"]["allocation-webhook"]
+    assert group["allocationPolicy"] == "custom"
+    assert group["customAllocationDefinition"] == {"webhookUrl": URL, "apiVersion": "2021-10-01"}
+    assert group["iotHubs"] == HUBS
+    assert "created" in result.stdout
+    assert "code=***" in result.stdout
+    assert_key_kept_out(result)
+
+
+def test_a_second_run_changes_nothing(azure, run_hook):
+    run_hook(**AZD_OUTPUTS)
+    writes_before = len(azure.writes())
+
+    result = run_hook(**AZD_OUTPUTS)
+
+    assert result.returncode == 0, result.stderr
+    assert len(azure.writes()) == writes_before
+    assert "no change" in result.stdout
+    assert_key_kept_out(result)
+
+
+def test_an_existing_enrollment_is_updated_and_each_change_printed(azure, run_hook):
+    azure.state["enrollmentGroups"]["fleet"] = {
+        "enrollmentGroupId": "fleet",
+        "attestation": {"type": "symmetricKey"},
+        "allocationPolicy": "hashed",
+        "iotHubs": [HUBS[0]],
+        "customAllocationDefinition": None,
+    }
+    azure.save()
+
+    result = run_hook(
+        AZURE_RESOURCE_GROUP="rg-demo",
+        AZURE_FUNCTION_APP_NAME="func-alloc-abc",
+        AZURE_FUNCTION_HOSTNAME=HOST,
+        DPS_NAME="provs-abc",
+        DPS_RESOURCE_GROUP="rg-demo",
+        DPS_ENROLLMENT_GROUP="fleet",
+    )
+
+    assert result.returncode == 0, result.stderr
+    (write,) = azure.writes()
+    assert write[3] == "update"
+    group = azure.load()["enrollmentGroups"]["fleet"]
+    assert group["allocationPolicy"] == "custom"
+    assert group["customAllocationDefinition"]["webhookUrl"] == URL
+    # Without DPS_IOT_HUBS, the group may use every hub linked to the DPS.
+    assert group["iotHubs"] == HUBS
+    assert "allocationPolicy: hashed -> custom" in result.stdout
+    assert (
+        "webhookUrl: None -> https://func-alloc-abc.azurewebsites.net/api/allocate?code=***"
+        in result.stdout
+    )
+    assert "iotHubs:" in result.stdout
+    assert_key_kept_out(result)
+
+
+def test_a_changed_key_is_noticed_and_printed_redacted(azure, run_hook):
+    run_hook(**AZD_OUTPUTS)
+    azure.load()
+    azure.state["functionApp"]["keys"]["allocate"] = "cm90YXRlZC1rZXk-ROTATED=="
+    azure.save()
+
+    result = run_hook(**AZD_OUTPUTS)
+
+    assert result.returncode == 0, result.stderr
+    assert "webhookUrl: https://" in result.stdout
+    assert "cm90YXRlZC1rZXk" not in result.stdout + result.stderr
+    assert azure.load()["enrollmentGroups"]["allocation-webhook"]["customAllocationDefinition"][
+        "webhookUrl"
+    ].endswith("code=cm90YXRlZC1rZXk-ROTATED==")
+    assert_key_kept_out(result)
+
+
+def test_a_missing_dps_is_a_clear_error(azure, run_hook):
+    result = run_hook(**{**AZD_OUTPUTS, "DPS_NAME": "provs-typo", "DPS_RESOURCE_GROUP": "rg-demo"})
+
+    assert result.returncode == 1
+    assert "no DPS named 'provs-typo' in resource group 'rg-demo'" in result.stderr
+    assert "DPS_NAME" in result.stderr
+    assert azure.writes() == []
+    assert_key_kept_out(result)
+
+
+def test_without_a_dps_the_hook_says_so_and_succeeds(azure, run_hook):
+    result = run_hook(AZURE_RESOURCE_GROUP="rg-demo", AZURE_FUNCTION_APP_NAME="func-alloc-abc")
+
+    assert result.returncode == 0
+    assert "no DPS named" in result.stdout
+    assert azure.calls() == []
+
+
+def test_the_key_is_passed_to_az_only_in_the_webhook_url(azure, run_hook):
+    run_hook(**AZD_OUTPUTS)
+
+    carrying_key = [c for c in azure.calls() if any(KEY in arg for arg in c)]
+    assert [c[:4] for c in carrying_key] == [["iot", "dps", "enrollment-group", "create"]]
+    (create,) = carrying_key
+    assert create[create.index("--webhook-url") + 1] == URL
+    # A result that echoes the URL back is not asked for.
+    assert create[create.index("--output") + 1] == "none"
+
+
+def test_az_errors_are_redacted_before_they_are_printed():
+    hook = load_hook()
+    assert hook.redact(f"PUT {URL} failed") == f"PUT https://{HOST}/api/allocate?code=*** failed"
+
+
+def test_the_function_and_route_are_the_ones_function_app_registers():
+    import function_app
+
+    hook = load_hook()
+    routes = {
+        f.get_function_name(): f.get_trigger().route for f in function_app.app.get_functions()
+    }
+    prefix = json.loads((ROOT / "host.json").read_text())["extensions"]["http"]["routePrefix"]
+
+    assert hook.FUNCTION_NAME in routes
+    assert f"{prefix}/{routes[hook.FUNCTION_NAME]}" == hook.ROUTE
