@@ -48,6 +48,21 @@ def test_the_template_has_the_azd_layout() -> None:
     assert set(parameters) <= set(declared)
 
 
+def test_azure_yaml_deploys_the_function_app_and_runs_the_hook_on_every_platform() -> None:
+    text = (ROOT / "azure.yaml").read_text()
+    assert re.search(r"^\s+host: function$", text, re.MULTILINE)
+    assert re.search(r"^\s+language: python$", text, re.MULTILINE)
+    hook = re.search(r"^  postdeploy:\n((?:    .*\n)+)", text, re.MULTILINE)
+    assert hook, "azure.yaml has no postdeploy hook"
+    runs = re.findall(r"run: (python3?) (\S+)", hook.group(1))
+    assert [python for python, _ in runs] == ["python3", "python"]  # posix, windows
+    assert {path for _, path in runs} == {"infra/hooks/postdeploy.py"}
+    assert (ROOT / "infra" / "hooks" / "postdeploy.py").is_file()
+    # azd finds the app to deploy `api` to by this tag.
+    assert "'azd-service-name': 'api'" in (INFRA / "app" / "function.bicep").read_text()
+    assert re.search(r"^  api:$", text, re.MULTILINE)
+
+
 @pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: str(p.relative_to(INFRA)))
 def test_every_bicep_file_parses(path: Path) -> None:
     parsed = parse_bicep(path)
