@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import stat
+import string
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOK = ROOT / "infra" / "hooks" / "postdeploy.py"
@@ -238,3 +241,77 @@ def test_the_function_and_route_are_the_ones_function_app_registers():
 
     assert hook.FUNCTION_NAME in routes
     assert f"{prefix}/{routes[hook.FUNCTION_NAME]}" == hook.ROUTE
+
+
+def test_a_function_without_a_key_is_a_clear_error(azure, run_hook):
+    azure.state["functionApp"]["keys"] = {}
+    azure.save()
+
+    result = run_hook(**AZD_OUTPUTS)
+
+    assert result.returncode == 1
+    assert "reading the key of function 'allocate' of 'func-alloc-abc' failed" in result.stderr
+    assert azure.writes() == []
+
+
+def test_without_az_on_path_the_hook_says_what_to_install(tmp_path, run_hook):
+    result = subprocess.run(
+        [sys.executable, str(HOOK)],
+        env={"PATH": str(tmp_path), **AZD_OUTPUTS},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert "the Azure CLI (az) is not on PATH" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# -- invariants of what the hook compares and prints ----------------------------------------------
+
+KEYS = st.text(alphabet=string.ascii_letters + string.digits + "-_=/+", min_size=16, max_size=90)
+HOSTS = st.from_regex(r"[a-z][a-z0-9-]{2,20}\.azure-devices\.net", fullmatch=True)
+
+
+@given(key=KEYS, before=st.text(max_size=40), after=st.sampled_from(["", " ", "&x=1", "'", '"']))
+def test_redaction_leaves_no_key(key, before, after):
+    hook = load_hook()
+    text = f"{before}https://{HOST}/api/allocate?code={key}{after}"
+    assert key not in hook.redact(text).removeprefix(hook.redact(before))
+
+
+@given(key=KEYS, hubs=st.lists(HOSTS, min_size=1, max_size=5, unique=True), data=st.data())
+def test_an_enrollment_in_the_desired_state_needs_no_change(key, hubs, data):
+    hook = load_hook()
+    url = f"https://{HOST}/api/allocate?code={key}"
+    listed = data.draw(st.permutations(hubs))
+    current = {
+        "allocationPolicy": "custom",
+        "customAllocationDefinition": {"webhookUrl": url, "apiVersion": "2021-10-01"},
+        # DPS may list the hubs in another order, and host names are case-insensitive.
+        "iotHubs": [hub.upper() if i % 2 else hub for i, hub in enumerate(listed)],
+    }
+    assert hook.changes(current, url, hubs) == []
+
+
+@given(
+    old_key=KEYS,
+    new_key=KEYS,
+    hubs=st.lists(HOSTS, min_size=1, max_size=3, unique=True),
+    policy=st.sampled_from(["hashed", "geoLatency", "static", "custom", None]),
+)
+def test_every_change_is_printed_without_either_key(old_key, new_key, hubs, policy):
+    hook = load_hook()
+    old_url = f"https://{HOST}/api/allocate?code={old_key}"
+    new_url = f"https://{HOST}/api/allocate?code={new_key}"
+    current = {
+        "allocationPolicy": policy,
+        "customAllocationDefinition": {"webhookUrl": old_url, "apiVersion": "2019-03-31"},
+        "iotHubs": hubs[:1],
+    }
+    printed = "\n".join(hook.changes(current, new_url, hubs))
+    assert old_key not in printed
+    assert new_key not in printed
+    assert "apiVersion: 2019-03-31 -> 2021-10-01" in printed

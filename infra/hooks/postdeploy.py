@@ -79,7 +79,15 @@ def az_json(*args: str, what: str) -> Any:
     result = az(*args, "--output", "json")
     if result.returncode != 0:
         raise HookError(f"{what} failed: {_first_line(result.stderr)}")
-    return json.loads(result.stdout or "null")
+    return parse_json(result.stdout, what)
+
+
+def parse_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text or "null")
+    except json.JSONDecodeError:
+        # Never echo the text: it may hold the key.
+        raise HookError(f"{what}: az answered something that is not JSON") from None
 
 
 def _first_line(text: str) -> str:
@@ -143,7 +151,7 @@ def linked_hubs(target: Target) -> tuple[str, ...]:
                 f"{target.dps_resource_group!r}: check DPS_NAME and DPS_RESOURCE_GROUP"
             )
         raise HookError(f"reading DPS {target.dps_name!r} failed: {_first_line(shown.stderr)}")
-    dps = json.loads(shown.stdout)
+    dps = parse_json(shown.stdout, f"reading DPS {target.dps_name!r}") or {}
     return tuple(hub["name"] for hub in (dps.get("properties") or {}).get("iotHubs") or [])
 
 
@@ -208,7 +216,11 @@ def link(target: Target) -> list[str]:
             f"reading enrollment group {target.enrollment_group!r} failed: "
             f"{_first_line(shown.stderr)}"
         )
-    current = json.loads(shown.stdout) if shown.returncode == 0 else None
+    current = (
+        parse_json(shown.stdout, f"reading enrollment group {target.enrollment_group!r}")
+        if shown.returncode == 0
+        else None
+    )
     needed = changes(current, url, hubs)
     if not needed:
         return []
