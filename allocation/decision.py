@@ -21,8 +21,8 @@ from allocation.candidates import Candidate
 from allocation.context import RequestContext
 from allocation.drain import undrained
 from allocation.errors import Denied, NoEligibleHub, PolicyUnavailable
-from allocation.policy import Allocation, Policy
-from allocation.strategies.base import Delegate, Deny, Pick
+from allocation.policy import Policy
+from allocation.strategies.base import Allocation, Delegate, Deny, Pick
 
 Reason = Literal["allocated", "sticky", "never-reprovision"]
 

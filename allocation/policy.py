@@ -35,30 +35,13 @@ from allocation.limits import MAX_RENDERED_BYTES
 from allocation.options import options_validator, problems_from
 from allocation.paths import JsonPath, format_path
 from allocation.shapes import STRING, nullable, optional
-from allocation.strategies.base import NestedAllocationInvalid, Strategy
+from allocation.strategies.base import Allocation, NestedAllocationInvalid, Strategy
 from allocation.strategies.plugins import ENTRY_POINT_GROUP
 from allocation.templates import JsonTemplate, compile_json
 
 DEFAULT_POLICY_TEXT: Final = '{"default": {"strategy": "weighted"}}'
 
 COMMON_FIELDS: Final = frozenset({"strategy", "hubs", "initialTwin", "payload", "sticky"})
-
-
-@dataclass(frozen=True)
-class Allocation:
-    """One allocation of the policy: where it sits, which hubs it allows, and how it chooses."""
-
-    path: str  # its JSON path in the policy, e.g. 'enrollments["contoso"].rules[0].then'
-    strategy: Strategy
-    hub_filter: HubFilter | None
-    # Already merged over every enclosing allocation's; None where nothing is configured.
-    initial_twin: JsonTemplate | None
-    payload: JsonTemplate | None
-    # Already resolved: this allocation's own setting, else its parent's, else the policy's.
-    sticky: bool
-    # The merged raw documents, for nested allocations to merge over.
-    raw_initial_twin: Mapping[str, Any] | None = field(default=None, repr=False)
-    raw_payload: Mapping[str, Any] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

@@ -10,20 +10,22 @@ A strategy is built once, when the policy loads, from its options; it then answe
 
 Adding a strategy means one new module with a ``build`` function and one line in
 ``allocation/strategies/__init__.py``.
+
+:class:`Allocation`, the compiled node of a policy, lives here too: an allocation holds a
+strategy and a strategy can delegate to an allocation, so the two types are defined together,
+below the policy compiler (allocation.policy) that builds them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from allocation.candidates import Candidate
+from allocation.candidates import Candidate, HubFilter
 from allocation.context import RequestContext
 from allocation.paths import JsonPath
-
-if TYPE_CHECKING:
-    from allocation.policy import Allocation
+from allocation.templates import JsonTemplate
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,25 @@ class Strategy(Protocol):
     def choose(self, context: RequestContext, candidates: Sequence[Candidate]) -> Outcome: ...
 
 
+@dataclass(frozen=True)
+class Allocation:
+    """One allocation of the policy: where it sits, which hubs it allows, and how it chooses."""
+
+    path: str  # its JSON path in the policy, e.g. 'enrollments["contoso"].rules[0].then'
+    strategy: Strategy
+    hub_filter: HubFilter | None
+    # Already merged over every enclosing allocation's; None where nothing is configured.
+    initial_twin: JsonTemplate | None
+    payload: JsonTemplate | None
+    # Already resolved: this allocation's own setting, else its parent's, else the policy's.
+    sticky: bool
+    # The merged raw documents, for nested allocations to merge over.
+    raw_initial_twin: Mapping[str, Any] | None = field(default=None, repr=False)
+    raw_payload: Mapping[str, Any] | None = field(default=None, repr=False)
+
+
 # Compiles a nested allocation found in a strategy's options, at its JSON path.
-CompileNested = Callable[[Any, JsonPath], "Allocation"]
+CompileNested = Callable[[Any, JsonPath], Allocation]
 
 
 class NestedAllocationInvalid(Exception):

@@ -61,7 +61,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, TypedDict, TypeGuard
+from typing import Any, Final, TypedDict, TypeGuard
 
 from pydantic_core import PydanticCustomError
 from pydantic_core import core_schema as cs
@@ -76,15 +76,13 @@ from allocation.options import options_validator, parse_options
 from allocation.paths import JsonPath, format_path
 from allocation.shapes import ANY, STRING, nullable, optional
 from allocation.strategies.base import (
+    Allocation,
     CompileNested,
     Delegate,
     NestedAllocationInvalid,
     Outcome,
     Pick,
 )
-
-if TYPE_CHECKING:
-    from allocation.policy import Allocation
 
 logger = logging.getLogger(__name__)
 
