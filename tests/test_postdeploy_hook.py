@@ -231,16 +231,16 @@ def test_az_errors_are_redacted_before_they_are_printed():
 
 
 def test_the_function_and_route_are_the_ones_function_app_registers():
-    import function_app
+    # The FunctionApp as the Functions host indexes it (app.get_functions(), via conftest).
+    from tests.conftest import function
 
     hook = load_hook()
-    routes = {
-        f.get_function_name(): f.get_trigger().route for f in function_app.app.get_functions()
-    }
+    registered = function(hook.FUNCTION_NAME)
     prefix = json.loads((ROOT / "host.json").read_text())["extensions"]["http"]["routePrefix"]
 
-    assert hook.FUNCTION_NAME in routes
-    assert f"{prefix}/{routes[hook.FUNCTION_NAME]}" == hook.ROUTE
+    assert registered.get_function_name() == hook.FUNCTION_NAME
+    assert f"{prefix}/{registered.get_trigger().route}" == hook.ROUTE
+    assert registered.get_trigger().auth_level.name == "FUNCTION"  # the key the hook reads
 
 
 def test_a_function_without_a_key_is_a_clear_error(azure, run_hook):
