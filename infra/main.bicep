@@ -30,6 +30,10 @@ param alwaysReadyInstances int = 0
 @description('Object id of the user running azd (set by azd): may publish policies and edit the devices table. Empty: no access for a user.')
 param principalId string = ''
 
+@description('Kind of principal principalId is: User, or ServicePrincipal when azd runs in a pipeline.')
+@allowed(['User', 'ServicePrincipal'])
+param principalType string = 'User'
+
 @description('Address that alert rules notify. Empty: the rules fire in the portal only.')
 param alertEmail string = ''
 
@@ -78,6 +82,7 @@ module storage 'app/storage.bicep' = {
     tags: tags
     identityPrincipalId: identity.outputs.principalId
     userPrincipalId: principalId
+    userPrincipalType: principalType
   }
 }
 

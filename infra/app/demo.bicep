@@ -18,9 +18,6 @@ resource hubs 'Microsoft.Devices/IotHubs@2023-06-30' = [for name in hubNames: {
     name: hubSku
     capacity: 1
   }
-  properties: {
-    minTlsVersion: '1.2'
-  }
 }]
 
 // DPS links a hub with a connection string of its iothubowner policy: the linked-hub API has no

@@ -12,6 +12,8 @@ param tags object
 param identityPrincipalId string
 @description('A user who may publish policies and edit the devices table; empty for none.')
 param userPrincipalId string = ''
+@allowed(['User', 'ServicePrincipal'])
+param userPrincipalType string = 'User'
 
 var policiesContainerName = 'policies'
 var policyBlobName = 'policy.json'
@@ -147,7 +149,7 @@ resource policiesPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' 
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.blobDataContributor)
     principalId: userPrincipalId
-    principalType: 'User'
+    principalType: userPrincipalType
   }
 }
 
@@ -157,7 +159,7 @@ resource devicesEditor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.tableDataContributor)
     principalId: userPrincipalId
-    principalType: 'User'
+    principalType: userPrincipalType
   }
 }
 
