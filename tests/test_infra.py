@@ -13,7 +13,6 @@ import logging
 import pkgutil
 import re
 import subprocess
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -338,19 +337,16 @@ def policy_event_lines(
 ) -> list[dict[str, Any]]:
     """A policy file that loads, is replaced by an invalid one (rejected: the last good one
     keeps answering), then by a valid new one: the policy source's own lines."""
-    from allocation.policy_sources import POLICY_FILE_SETTING, PolicyCache
+    from allocation.sources import POLICY_FILE_SETTING, PolicyCache
 
     path = tmp_path / "policy.json"
     monkeypatch.setenv(POLICY_FILE_SETTING, str(path))
-    cache = PolicyCache(interval=0.001)
-    for text in (
-        '{"default": {"strategy": "weighted"}}',
-        '{"default": 1}',
-        '{"default": {"strategy": "weighted"}, "hubs": {}}',
-    ):
+    cache = PolicyCache(background=False)
+    path.write_text('{"default": {"strategy": "weighted"}}')
+    cache.get()
+    for text in ('{"default": 1}', '{"default": {"strategy": "weighted"}, "hubs": {}}'):
         path.write_text(text)
-        time.sleep(0.01)
-        cache.get()
+        cache.check_now()
     return [
         json.loads(record.getMessage())
         for record in caplog.records
