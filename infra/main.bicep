@@ -140,6 +140,11 @@ output AZURE_FUNCTION_HOSTNAME string = function.outputs.defaultHostName
 output AZURE_POLICY_BLOB_URL string = storage.outputs.policyBlobUrl
 output AZURE_DEVICES_TABLE_URL string = storage.outputs.devicesTableUrl
 output AZURE_WORKBOOK_ID string = dashboards.outputs.workbookId
+// Named as the app settings, so that the operator's tools (python -m allocation publish, validate)
+// reach the same policy and table after `set -a; eval "$(azd env get-values)"; set +a`.
+output ALLOCATION_STORAGE__blobServiceUri string = storage.outputs.dataBlobServiceUri
+output ALLOCATION_STORAGE__tableServiceUri string = storage.outputs.dataTableServiceUri
+output ALLOCATION_POLICY_BLOB string = storage.outputs.policyBlob
 output DEMO_DPS_NAME string = createDemo ? demo.outputs.dpsName : ''
 output DEMO_DPS_RESOURCE_GROUP string = createDemo ? rg.name : ''
 output DEMO_DPS_IOT_HUBS string = createDemo ? join(demo.outputs.hubHostNames, ' ') : ''
