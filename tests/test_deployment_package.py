@@ -172,10 +172,8 @@ def test_the_package_reads_the_files_a_policy_needs(package: tuple[Path, Path]) 
 
 
 def test_the_package_was_built_for_a_python_the_template_deploys() -> None:
-    from pycep import BicepParser
+    from tests.test_infra import parse_bicep
 
-    parameter = BicepParser(cache=False).parse(file_path=ROOT / "infra" / "main.bicep")[
-        "parameters"
-    ]["pythonVersion"]
+    parameter = parse_bicep(ROOT / "infra" / "main.bicep")["parameters"]["pythonVersion"]
     (allowed,) = [d["argument"] for d in parameter["decorators"] if d["type"] == "allowed"]
     assert f"{sys.version_info[0]}.{sys.version_info[1]}" in allowed

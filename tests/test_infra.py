@@ -7,6 +7,7 @@ Nothing here deploys: these are the checks that can run without an Azure subscri
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import json
 import logging
@@ -30,8 +31,20 @@ BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
 CHECKOV = ROOT / ".ci-tools" / "checkov" / "bin" / "checkov"
 
 
+@functools.cache
+def _parser() -> BicepParser:
+    # Building the grammar takes seconds: once per session.
+    return BicepParser(cache=False)
+
+
+@functools.cache
+def _parsed(path: Path) -> str:
+    return json.dumps(_parser().parse(file_path=path))
+
+
 def parse_bicep(path: Path) -> dict[str, Any]:
-    parsed: dict[str, Any] = BicepParser(cache=False).parse(file_path=path)
+    """The Bicep file as pycep-parser's JSON (a fresh copy: tests may index into it freely)."""
+    parsed: dict[str, Any] = json.loads(_parsed(path))
     return parsed
 
 
