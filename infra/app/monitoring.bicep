@@ -6,7 +6,7 @@ param location string
 param tags object
 param identityPrincipalId string
 
-@description('Days Log Analytics keeps the decision lines; 30 is included in the ingestion price.')
+@description('Days Log Analytics keeps the decision lines.')
 param retentionInDays int = 30
 
 resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
