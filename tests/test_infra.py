@@ -75,6 +75,21 @@ def test_azure_yaml_deploys_the_function_app_and_runs_the_hook_on_every_platform
     assert re.search(r"^  api:$", text, re.MULTILINE)
 
 
+def test_readme_names_every_setting_azd_and_the_hook_take() -> None:
+    readme = (ROOT / "README.md").read_text()
+    parameters = (INFRA / "main.parameters.json").read_text()
+    hook = (INFRA / "hooks" / "postdeploy.py").read_text()
+    # azd's own (AZURE_ENV_NAME, AZURE_LOCATION, AZURE_PRINCIPAL_ID) it asks for or sets itself.
+    taken = set(re.findall(r"\$\{([A-Z_]+)", parameters)) - {
+        "AZURE_ENV_NAME",
+        "AZURE_LOCATION",
+        "AZURE_PRINCIPAL_ID",
+    }
+    taken |= set(re.findall(r'"(DPS_[A-Z_]+)"', hook))
+    assert taken
+    assert {name for name in taken if not re.search(rf"\b{name}\b", readme)} == set()
+
+
 @pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: str(p.relative_to(INFRA)))
 def test_every_bicep_file_parses(path: Path) -> None:
     parsed = parse_bicep(path)
