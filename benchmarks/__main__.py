@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from benchmarks import cold_start, in_process, local_host, rules_scale, simulation
+from benchmarks import cold_start, in_process, local_host, lookups, rules_scale, simulation
 from benchmarks.report import Figure, Report, skipped
 
 BENCHMARKS: Final[dict[str, Callable[[argparse.Namespace], list[Figure]]]] = {
@@ -28,6 +28,7 @@ BENCHMARKS: Final[dict[str, Callable[[argparse.Namespace], list[Figure]]]] = {
     "local-host": lambda args: local_host.run(args.quick, install=args.install),
     "simulation": lambda args: simulation.run(args.quick),
     "rules-scale": lambda args: rules_scale.run(args.quick),
+    "lookups": lambda args: lookups.run(args.quick),
 }
 
 

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Final
 
-COMMANDS: Final = ("serve", "explain", "validate", "simulate", "schema", "publish")
+COMMANDS: Final = ("serve", "explain", "validate", "simulate", "schema", "publish", "inventory")
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1

@@ -23,6 +23,7 @@ only the devices that must move.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import itertools
 import json
@@ -36,12 +37,18 @@ from typing import Any, Final, TextIO
 
 from allocation.candidates import HubSettings, linked_candidates
 from allocation.cli import EXIT_OK, CommandError
-from allocation.cli.settings import apply_local_settings, read_policy
+from allocation.cli.settings import (
+    add_lookup_option,
+    apply_local_settings,
+    read_policy,
+    with_offline_lookups,
+)
 from allocation.cli.validate import describe_source, source_document
 from allocation.context import RequestContext, context_from_request
 from allocation.decision import decide
 from allocation.errors import AllocationError
 from allocation.hostnames import host_key, is_host_name
+from allocation.lookups import with_lookups
 from allocation.policy import Policy
 from allocation.requests import parse_request
 from allocation.sources import LoadedPolicy
@@ -108,6 +115,7 @@ def register(subcommands: Any) -> None:
     command.add_argument(
         "--seed", type=int, default=0, help="seed of the registration IDs (default: 0)"
     )
+    add_lookup_option(command)
     command.add_argument("--json", action="store_true", help="print one JSON document")
     command.set_defaults(run=run)
 
@@ -124,8 +132,10 @@ def _positive(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     apply_local_settings()
-    loaded = read_policy(args.policy)
+    loaded = offline_lookups(read_policy(args.policy), args.lookup)
     against = read_policy(args.against) if args.against is not None else None
+    if against is not None:
+        against = offline_lookups(against, args.lookup, strict=False)
     policies = [loaded.policy] if against is None else [loaded.policy, against.policy]
     payload = _payload(args.payload)
     template = device_template(args.enrollment, linked_hubs(args.hubs, policies), payload)
@@ -225,7 +235,7 @@ def device_template(enrollment: str, linked: Sequence[str], payload: Any) -> Req
 def outcome(policy: Policy, context: RequestContext) -> str:
     """The hub the webhook would answer, or the refusal in parentheses: ``(denied)``, ..."""
     try:
-        return decide(policy, context).hub.name
+        return decide(policy, with_lookups(policy.lookups, context)).hub.name
     except AllocationError as error:
         return f"({error.code})"
     except Exception:
@@ -501,3 +511,14 @@ def aligned(rows: Sequence[Sequence[str]], left: set[int]) -> list[str]:
         ).rstrip()
         for row in rows
     ]
+
+
+def offline_lookups(
+    loaded: LoadedPolicy, options: Sequence[str], strict: bool = True
+) -> LoadedPolicy:
+    """The policy with ``--lookup NAME=FILE`` answering its lookups; without ``strict``, a
+    lookup the policy does not declare is left out rather than an error."""
+    if not strict:
+        declared = loaded.policy.lookups.specs if loaded.policy.lookups is not None else {}
+        options = [option for option in options if option.partition("=")[0] in declared]
+    return dataclasses.replace(loaded, policy=with_offline_lookups(loaded.policy, options))
