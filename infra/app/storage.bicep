@@ -142,7 +142,8 @@ resource devicesReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// The user who runs azd publishes policies (python -m allocation publish) and fills the table.
+// The user who runs azd publishes policies (python -m allocation publish) and fills the table
+// (python -m allocation inventory load).
 resource policiesPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
   name: guid(policiesContainer.id, userPrincipalId, roles.blobDataContributor)
   scope: policiesContainer
@@ -153,9 +154,11 @@ resource policiesPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' 
   }
 }
 
+// On the account, not the table: `inventory load` creates its table when it is missing, which a
+// role scoped to one table does not allow.
 resource devicesEditor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
-  name: guid(devicesTable.id, userPrincipalId, roles.tableDataContributor)
-  scope: devicesTable
+  name: guid(dataAccount.id, userPrincipalId, roles.tableDataContributor)
+  scope: dataAccount
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.tableDataContributor)
     principalId: userPrincipalId
