@@ -18,6 +18,7 @@ EXPECTED_RATIOS = {
     "in-process.rules-50": "in-process.rules-50.floor",
     "in-process.latency": "in-process.latency.floor",
     "simulation.simulate": "simulation.bare-loop",
+    "simulation.phases": "simulation.first-registrations",
 }
 
 
@@ -37,7 +38,7 @@ def test_quick_run_measures_every_figure_against_its_floor(tmp_path: Path) -> No
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,  # the phases figure adds 22 short simulate processes
         check=False,
     )
     assert done.returncode == 0, done.stderr
@@ -54,12 +55,18 @@ def test_quick_run_measures_every_figure_against_its_floor(tmp_path: Path) -> No
         assert figure["ratio"] == figure["median"] / floor["median"]
     targets = {
         figure_id: (figures[figure_id]["target"]["op"], figures[figure_id]["target"]["limit"])
-        for figure_id in ("in-process.default", "in-process.rules-50", "simulation.simulate")
+        for figure_id in (
+            "in-process.default",
+            "in-process.rules-50",
+            "simulation.simulate",
+            "simulation.phases",
+        )
     }
     assert targets == {
         "in-process.default": ("<=", 6.0),
         "in-process.rules-50": ("<=", 15.0),
         "simulation.simulate": ("<=", 4.0),
+        "simulation.phases": ("<=", 3.0),
     }
     # Quick runs are too short to judge: targets are shown, not judged.
     assert all(figure["met"] is None for figure in report["figures"])

@@ -27,7 +27,6 @@ from allocation.cli.settings import (
     read_policy,
     with_offline_lookups,
 )
-from allocation.cli.simulate import aligned
 from allocation.cli.validate import describe_source, source_document
 from allocation.context import LookupRows, RequestContext, context_from_request
 from allocation.decision import Decision, Step
@@ -36,6 +35,7 @@ from allocation.hostnames import host_key
 from allocation.policy import Policy
 from allocation.requests import parse_request
 from allocation.response import twin_applies
+from allocation.simulation.text import aligned
 from allocation.sources import LoadedPolicy
 from allocation.strategies.base import Delegate, Outcome
 from allocation.strategies.rules import Rules

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from collections.abc import MutableMapping, Sequence
@@ -104,3 +105,15 @@ def with_offline_lookups(policy: Policy, options: Sequence[str]) -> Policy:
         except InventoryError as error:
             raise CommandError(str(error)) from None
     return policy.with_lookup_stores(stores)
+
+
+def offline_lookups(
+    loaded: LoadedPolicy, options: Sequence[str], strict: bool = True
+) -> LoadedPolicy:
+    """The policy with ``--lookup NAME=FILE`` answering its lookups; without ``strict``, a
+    lookup the policy does not declare is left out rather than an error (a policy compared
+    against may lack the new one's lookups)."""
+    if not strict:
+        declared = loaded.policy.lookups.specs if loaded.policy.lookups is not None else {}
+        options = [option for option in options if option.partition("=")[0] in declared]
+    return dataclasses.replace(loaded, policy=with_offline_lookups(loaded.policy, options))
