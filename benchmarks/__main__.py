@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from benchmarks import cold_start, in_process, local_host, simulation
+from benchmarks import cold_start, in_process, local_host, rules_scale, simulation
 from benchmarks.report import Figure, Report, skipped
 
 BENCHMARKS: Final[dict[str, Callable[[argparse.Namespace], list[Figure]]]] = {
@@ -27,6 +27,7 @@ BENCHMARKS: Final[dict[str, Callable[[argparse.Namespace], list[Figure]]]] = {
     "cold-start": lambda args: cold_start.run(args.quick),
     "local-host": lambda args: local_host.run(args.quick, install=args.install),
     "simulation": lambda args: simulation.run(args.quick),
+    "rules-scale": lambda args: rules_scale.run(args.quick),
 }
 
 

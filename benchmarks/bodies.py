@@ -28,6 +28,13 @@ def _request(payload: Any = None) -> dict[str, Any]:
     return request
 
 
+def request(registration_id: str, payload: Any = None) -> dict[str, Any]:
+    """The captured request for another device of the same group."""
+    document = _request(payload)
+    document["deviceRuntimeContext"]["registrationId"] = registration_id
+    return document
+
+
 def encode(document: Any) -> bytes:
     # Indented, as the captured requests are: DPS's bodies are not minified.
     return json.dumps(document, indent=2).encode()

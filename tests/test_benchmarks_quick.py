@@ -107,3 +107,29 @@ def test_a_short_soak_of_the_local_host_finds_no_error_and_no_wrong_answer(
     assert run["requests"] >= 300
     # Every kind of answer the rich policy gives was checked, not only 200s.
     assert {"200", "503"} <= set(run["statuses"])
+
+
+def test_quick_rules_scale_measures_each_size_against_50_rules(tmp_path: Path) -> None:
+    output = tmp_path / "rules.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "rules-scale",
+         "--json", str(output)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+    figures = {figure["id"]: figure for figure in json.loads(output.read_text())["figures"]}
+    for device in ("middle", "last", "none"):
+        base = f"rules-scale.{device}.50"
+        assert figures[base]["skipped"] is None
+        for size in ("500", "5000"):
+            figure = figures[f"rules-scale.{device}.{size}"]
+            assert figure["baseline"] == base
+            assert (figure["target"]["op"], figure["target"]["limit"]) == ("<=", 2.0)
+        assert figures[f"rules-scale.{device}.5000-linear"]["baseline"] == base
+    for size in (2, 4, 8, 16):
+        indexed = figures[f"rules-scale.small.{size}.indexed"]
+        assert indexed["baseline"] == f"rules-scale.small.{size}.linear"
+    for figure_id, limit in (("rules-scale.load.5000", 1000.0), ("rules-scale.memory.5000", 50.0)):
+        target = figures[figure_id]["target"]
+        assert (target["on"], target["limit"]) == ("value", limit)

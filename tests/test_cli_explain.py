@@ -440,3 +440,111 @@ def test_explain_prints_no_decision_line_but_shows_a_defects_traceback(
     assert [record.exc_info is not None for record in records] == [True]
     assert "internal_error" in records[0].getMessage()
     capsys.readouterr()
+
+
+# -- rules lists and the rule index ------------------------------------------------------------
+
+
+def customer_rules(count: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": f"customer-{number}",
+            "when": {"payload.customerId": {"equals": f"c{number}"}},
+            "then": {"strategy": "static", "hub": A},
+        }
+        for number in range(count)
+    ]
+
+
+def test_explain_says_how_many_rules_the_index_skipped(tmp_path: Path) -> None:
+    rules = [
+        *customer_rules(100),
+        {"name": "test benches", "when": {"registrationId": {"regex": "^bench-"}}, "then": "deny"},
+    ]
+    policy = write_policy(tmp_path, {"default": {"strategy": "rules", "rules": rules}})
+    request = write_request(tmp_path, make_request(payload={"customerId": "c42"}))
+
+    code, document = explain_json(str(request), "--policy", str(policy))
+    text = run_cli("explain", str(request), "--policy", str(policy))
+
+    assert code == 0
+    assert document["rules"] == [
+        {
+            "allocation": "default",
+            "rules": 101,
+            "indexed": True,
+            "checked": 1,
+            "skipped": 42,
+            "decidedBy": 'rules[42] "customer-42"',
+        }
+    ]
+    assert (
+        "rules        default: 101 rules, the index skipped 42, 1 checked; "
+        'decided by rules[42] "customer-42"'
+    ) in text.stdout
+
+
+def test_a_device_no_rule_holds_for_checks_only_the_rules_the_index_cannot_rule_out(
+    tmp_path: Path,
+) -> None:
+    rules = [
+        *customer_rules(100),
+        {"name": "test benches", "when": {"registrationId": {"regex": "^bench-"}}, "then": "deny"},
+    ]
+    policy = write_policy(tmp_path, {"default": {"strategy": "rules", "rules": rules}})
+    request = write_request(tmp_path, make_request("bench-7", payload={"customerId": "nobody"}))
+
+    code, document = explain_json(str(request), "--policy", str(policy))
+
+    assert (code, document["status"]) == (1, 403)
+    assert document["rules"] == [
+        {
+            "allocation": "default",
+            "rules": 101,
+            "indexed": True,
+            "checked": 1,
+            "skipped": 100,
+            "decidedBy": "test benches",
+        }
+    ]
+
+
+def test_a_short_list_is_checked_in_order_and_nested_lists_are_shown(tmp_path: Path) -> None:
+    inner = {"strategy": "rules", "rules": customer_rules(3)}
+    rules = [{"name": "eu", "when": {"payload.region": {"equals": "eu"}}, "then": inner}]
+    policy = write_policy(tmp_path, {"default": {"strategy": "rules", "rules": rules}})
+    request = write_request(tmp_path, make_request(payload={"region": "eu", "customerId": "c2"}))
+
+    _, document = explain_json(str(request), "--policy", str(policy))
+    text = run_cli("explain", str(request), "--policy", str(policy))
+
+    assert [
+        (r["allocation"], r["indexed"], r["checked"], r["skipped"]) for r in document["rules"]
+    ] == [
+        ("default", False, 1, 0),
+        ("default.rules[0].then", False, 3, 0),
+    ]
+    assert (
+        "rules        default.rules[0].then: 3 rules, no index, 3 checked in order; " in text.stdout
+    )
+
+
+def test_a_rules_list_reached_through_a_latency_fallback_is_shown(tmp_path: Path) -> None:
+    fallback = {"strategy": "rules", "rules": customer_rules(10)}
+    policy = write_policy(tmp_path, {"default": {"strategy": "latency", "fallback": fallback}})
+    request = write_request(tmp_path, make_request(payload={"customerId": "c9"}))
+
+    code, document = explain_json(str(request), "--policy", str(policy))
+
+    assert code == 0
+    assert document["path"] == 'default > fallback > rules[9] "customer-9" > static'
+    assert document["rules"] == [
+        {
+            "allocation": "default.fallback",
+            "rules": 10,
+            "indexed": True,
+            "checked": 1,
+            "skipped": 9,
+            "decidedBy": 'rules[9] "customer-9"',
+        }
+    ]

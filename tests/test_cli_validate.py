@@ -125,3 +125,40 @@ def test_a_usage_error_exits_2() -> None:
 
     assert result.returncode == 2
     assert "unrecognized arguments: b.json" in result.stderr
+
+
+def test_stats_show_for_each_rules_list_how_many_rules_are_indexed(tmp_path: Path) -> None:
+    customers = [
+        {"when": {"payload.customerId": {"equals": f"c{number}"}}, "then": {"strategy": "weighted"}}
+        for number in range(20)
+    ]
+    slow = [
+        {"when": {"registrationId": {"regex": f"^r{number}-"}}, "then": "deny"}
+        for number in range(10)
+    ]
+    policy = {
+        "default": {"strategy": "rules", "rules": [*customers, *slow[:2]]},
+        "enrollments": {
+            "few": {"strategy": "rules", "rules": customers[:3]},
+            "regexes": {"strategy": "rules", "rules": slow},
+            "plain": {"strategy": "weighted"},
+        },
+    }
+
+    result = run_cli("validate", "--stats", str(write_policy(tmp_path, policy)))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == [
+        "rules lists:",
+        "  default: 22 rules, 20 indexed (checked only when the index names them), "
+        "2 always checked",
+        "  enrollments.few: 3 rules, checked in order (no index below 8 rules)",
+        "  enrollments.regexes: 10 rules, checked in order "
+        "(no rule has a condition the index can use)",
+    ]
+
+
+def test_stats_of_a_policy_without_rules(tmp_path: Path) -> None:
+    result = run_cli("validate", "--stats", str(write_policy(tmp_path, {"hubs": {A: {}}})))
+
+    assert result.stdout.splitlines()[1:] == ["rules lists: none"]

@@ -4,7 +4,9 @@ The request goes through :func:`allocation.webhook.handle`, the entry point ever
 so the status and response are exactly the webhook's. The trace comes from the decision behind
 a 200: each allocation the device went through, its candidates before and after the hub filter
 and drain, and the strategy's evidence. For weighted hashing it adds every eligible hub's weight
-and score (:func:`allocation.rendezvous.scores`, the numbers the strategy compared).
+and score (:func:`allocation.rendezvous.scores`, the numbers the strategy compared). For each
+``rules`` list the device went through (a denied device's too) it says how many rules were
+checked and how many the rule index skipped (:meth:`allocation.strategies.rules.Rules.examine`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from allocation.policy import Policy
 from allocation.policy_sources import LoadedPolicy
 from allocation.requests import parse_request
 from allocation.response import twin_applies
+from allocation.strategies.base import Delegate, Outcome
+from allocation.strategies.rules import Rules
 from allocation.webhook import WebhookResponse, handle
 
 
@@ -123,6 +127,7 @@ def explain(body: bytes, response: WebhookResponse, loaded: LoadedPolicy) -> dic
         explanation["reason"] = decision.reason
     trace = [] if decision is None or context is None else _trace(decision, context, policy)
     explanation["trace"] = trace
+    explanation["rules"] = [] if context is None else _rules_lists(context, policy, decision)
     applies, why = _initial_twin(response, context, decision)
     explanation["initialTwin"] = {"applies": applies, "why": why}
     return explanation
@@ -156,6 +161,48 @@ def _trace(decision: Decision, context: RequestContext, policy: Policy) -> list[
             entry["scores"] = rendezvous.scores(key, [hub for hub in hubs if hub.name in among])
         trace.append(entry)
     return trace
+
+
+def _rules_lists(
+    context: RequestContext, policy: Policy, decision: Decision | None
+) -> list[dict[str, Any]]:
+    """Each rules list on the device's way, in order: its rules checked, and those skipped.
+
+    The way is walked again from the enrollment's allocation: a rules list chooses from the
+    request alone, so it is asked again; another strategy that delegated (latency's fallback)
+    is asked again with the candidates its step had. A denied device has no steps: its way
+    ends at the first strategy other than rules."""
+    # Only the steps that delegated: the last one picked a hub, and need not be asked again.
+    steps = {} if decision is None else {step.allocation: step for step in decision.steps[:-1]}
+    _, allocation = policy.allocation_for(context.enrollment_id)
+    lists: list[dict[str, Any]] = []
+    while True:
+        strategy = allocation.strategy
+        outcome: Outcome
+        if isinstance(strategy, Rules):
+            seen = strategy.examine(context)
+            outcome = (
+                strategy.otherwise if seen.matched is None else strategy.rules[seen.matched].outcome
+            )
+            lists.append(
+                {
+                    "allocation": allocation.path,
+                    "rules": seen.rules,
+                    "indexed": strategy.index is not None,
+                    "checked": seen.checked,
+                    "skipped": seen.skipped,
+                    "decidedBy": outcome.step if isinstance(outcome, Delegate) else outcome.rule,
+                }
+            )
+        else:
+            step = steps.get(allocation.path)
+            if step is None:
+                break
+            outcome = strategy.choose(context, step.after_drain)
+        if not isinstance(outcome, Delegate):
+            break
+        allocation = outcome.allocation
+    return lists
 
 
 def _hashed(step: Step, context: RequestContext) -> tuple[str, Sequence[str]] | None:
@@ -236,6 +283,8 @@ def render_text(
         )
     if response.status == 403:
         lines.append(f"denied by    {response.body.get('rule')}")
+    for listed in explanation["rules"]:
+        lines.append(f"rules        {_rules_text(listed)}")
     for number, step in enumerate(explanation["trace"], 1):
         lines.append("")
         lines.extend(_step_text(number, step))
@@ -243,6 +292,22 @@ def render_text(
     lines.append("")
     lines.append(f"initialTwin  {'applied' if twin['applies'] else 'not applied'}: {twin['why']}")
     return "\n".join(lines)
+
+
+def _rules_text(listed: Mapping[str, Any]) -> str:
+    how = (
+        f"the index skipped {listed['skipped']}, {listed['checked']} checked"
+        if listed["indexed"]
+        else f"no index, {listed['checked']} checked in order"
+    )
+    return (
+        f"{listed['allocation']}: {_count(listed['rules'], 'rule')}, {how}; "
+        f"decided by {listed['decidedBy']}"
+    )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _step_text(number: int, step: Mapping[str, Any]) -> list[str]:

@@ -1,7 +1,10 @@
 """``python -m allocation validate [FILE]``: does the policy load, and what is in it.
 
 Without FILE it checks the policy the webhook would load here: ``ALLOCATION_POLICY``, else
-``ALLOCATION_POLICY_FILE``, else the built-in default, after ``local.settings.json``.
+``ALLOCATION_POLICY_FILE``, else the built-in default, after ``local.settings.json``. With
+``--stats`` it adds, for each ``rules`` list, how many rules the rule index
+(allocation.rule_index) names only when they may hold, and how many it checks for every device:
+what a policy author needs to see why a policy is slow.
 
 With ``--linked-hubs`` or ``--enrollment`` it also holds the policy against the hubs linked in
 DPS (:mod:`allocation.linked_hubs`).
@@ -11,14 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from allocation import rule_index
 from allocation.cli import EXIT_FAILED, EXIT_OK, CommandError
 from allocation.cli.settings import apply_local_settings, read_policy
 from allocation.hostnames import is_host_name
 from allocation.linked_hubs import unmatched
+from allocation.policy import Policy
 from allocation.policy_sources import POLICY_SETTING, LoadedPolicy
+from allocation.strategies.base import Allocation, Delegate
+from allocation.strategies.rules import Rules
 
 
 def register(subcommands: Any) -> None:
@@ -38,6 +46,11 @@ def register(subcommands: Any) -> None:
         ),
     )
     command.add_argument("file", nargs="?", metavar="FILE", help="the policy file (JSON)")
+    command.add_argument(
+        "--stats",
+        action="store_true",
+        help="for each rules list: how many rules are indexed and how many always checked",
+    )
     command.add_argument(
         "--linked-hubs",
         metavar="H1,H2,...",
@@ -66,7 +79,46 @@ def run(args: argparse.Namespace) -> int:
     if linked_hubs is not None or enrollment is not None:
         _check_linked_hubs(loaded, linked_hubs, enrollment, named=args.file is not None)
     print(summary(loaded, named=args.file is not None))
+    if args.stats:
+        print(stats(loaded.policy))
     return EXIT_OK
+
+
+def stats(policy: Policy) -> str:
+    """One line per rules list: how the rule index evaluates it."""
+    lines = []
+    for allocation, strategy in rules_lists(policy):
+        counts = strategy.stats()
+        if counts.uses_index:
+            how = (
+                f"{counts.indexed} indexed (checked only when the index names them), "
+                f"{counts.always} always checked"
+            )
+        elif counts.rules < rule_index.MIN_RULES:
+            how = f"checked in order (no index below {rule_index.MIN_RULES} rules)"
+        else:
+            how = "checked in order (no rule has a condition the index can use)"
+        lines.append(f"  {allocation.path}: {_count(counts.rules, 'rule')}, {how}")
+    if not lines:
+        return "rules lists: none"
+    return "rules lists:\n" + "\n".join(lines)
+
+
+def rules_lists(policy: Policy) -> Iterator[tuple[Allocation, Rules]]:
+    """Every allocation of the policy whose strategy is rules, in document order."""
+    pending = [policy.default, *policy.enrollments.values()]
+    while pending:
+        allocation = pending.pop(0)
+        strategy = allocation.strategy
+        nested: list[Allocation] = []
+        if isinstance(strategy, Rules):
+            yield allocation, strategy
+            outcomes = [rule.outcome for rule in strategy.rules] + [strategy.otherwise]
+            nested = [o.allocation for o in outcomes if isinstance(o, Delegate)]
+        fallback = getattr(strategy, "fallback", None)  # latency's
+        if isinstance(fallback, Allocation):
+            nested.append(fallback)
+        pending[:0] = nested
 
 
 class Enrollment:

@@ -8,14 +8,17 @@ with a 403 naming the rule: its ``name``, else ``rules[<index>]``; ``otherwise``
 ``otherwise``. Names must be unique within one list of rules, so a 403 names one rule.
 
 Conditions (allocation.conditions) and nested allocations are compiled when the policy loads;
-a request only evaluates conditions, in order, until one holds.
+a request only evaluates conditions, in order, until one holds. A list of
+:data:`allocation.rule_index.MIN_RULES` rules or more gets an index (allocation.rule_index)
+that names the rules whose condition may hold: only those are evaluated, still in order, so
+the rule that decides is the one a linear scan finds.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, TypedDict
 
 from pydantic_core import core_schema as cs
@@ -26,6 +29,7 @@ from allocation.context import RequestContext
 from allocation.errors import PolicyError, Problem
 from allocation.options import options_validator, parse_options
 from allocation.paths import JsonPath, format_path
+from allocation.rule_index import IndexStats, RuleIndex, build_index, stats
 from allocation.shapes import ANY, optional
 from allocation.strategies.base import (
     CompileNested,
@@ -69,11 +73,42 @@ class Rules:
     name: str = "rules"
     routes: bool = True
 
+    # Built from the rules, so it says nothing equality of the rules does not.
+    index: RuleIndex | None = field(default=None, compare=False)
+
     def choose(self, context: RequestContext, candidates: Sequence[Candidate]) -> Outcome:
-        for rule in self.rules:
+        rules = self.rules
+        if self.index is None:
+            for rule in rules:
+                if rule.when.holds(context):
+                    return rule.outcome
+            return self.otherwise
+        for position in self.index.candidates(context):
+            rule = rules[position]
             if rule.when.holds(context):
                 return rule.outcome
         return self.otherwise
+
+    def examine(self, context: RequestContext) -> Examination:
+        """How :meth:`choose` decides for this request: which rules it evaluated (explain)."""
+        positions = range(len(self.rules)) if self.index is None else self.index.candidates(context)
+        checked = 0
+        for position in positions:
+            checked += 1
+            if self.rules[position].when.holds(context):
+                return Examination(len(self.rules), checked, position + 1 - checked, position)
+        return Examination(len(self.rules), checked, len(self.rules) - checked, None)
+
+    def stats(self) -> IndexStats:
+        return stats([rule.when for rule in self.rules], self.index)
+
+
+@dataclass(frozen=True)
+class Examination:
+    rules: int  # in the list
+    checked: int  # conditions evaluated
+    skipped: int  # rules before the deciding one (or all, when none held) the index skipped
+    matched: int | None  # the position of the rule that held; None: otherwise decided
 
 
 def build(options: Mapping[str, Any], at: JsonPath, nested: CompileNested) -> Rules:
@@ -87,7 +122,8 @@ def build(options: Mapping[str, Any], at: JsonPath, nested: CompileNested) -> Ru
         raise builder.nested_failure
     # Without problems, every rule and branch compiled.
     assert otherwise is not None
-    return Rules(tuple(rule for rule in rules if rule is not None), otherwise)
+    compiled = tuple(rule for rule in rules if rule is not None)
+    return Rules(compiled, otherwise, index=build_index([rule.when for rule in compiled]))
 
 
 class _Builder:
