@@ -103,7 +103,8 @@ def decide(policy: Policy, context: RequestContext) -> Decision:
                 # A plug-in (or a bug) must never place a device on a hub it may not use.
                 raise PolicyUnavailable(
                     f"strategy '{strategy.name}' at {allocation.path} returned a hub that is "
-                    "not one of its candidates"
+                    "not one of its candidates",
+                    "strategy_failed",
                 )
             steps.append(Step(*seen, outcome.hub.name, outcome.evidence))
             return Decision(outcome.hub, allocation, "allocated", tuple(steps))
@@ -117,7 +118,8 @@ def decide(policy: Policy, context: RequestContext) -> Decision:
             continue
         raise PolicyUnavailable(
             f"strategy '{strategy.name}' at {allocation.path} returned {type(outcome).__name__}, "
-            "not a hub, a denial or a nested allocation"
+            "not a hub, a denial or a nested allocation",
+            "strategy_failed",
         )
 
 

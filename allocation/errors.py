@@ -6,9 +6,11 @@ types to HTTP status codes.
 
 from __future__ import annotations
 
+import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Final
 
 
 @dataclass(frozen=True)
@@ -57,18 +59,69 @@ class Denied(AllocationError):
         self.trace = tuple(trace)
 
 
+def correlation_id() -> str:
+    """A value an anonymous answer shares with the log line that holds the full reason."""
+    return secrets.token_hex(8)
+
+
 class PolicyUnavailable(AllocationError):
-    """The policy could not be loaded, or a strategy of it failed: DPS should try again later."""
+    """The policy could not be loaded, or a strategy of it failed: DPS should try again later.
+
+    ``message`` holds the full reason, for the log and the operator's tools; an anonymous answer
+    carries only ``reason`` (a code from REASONS) and ``correlation_id``, which the log line
+    shares. ``version`` names what was refused (a blob's ETag, a file's content hash), if known.
+    """
 
     code = "policy_unavailable"
+
+    def __init__(
+        self, message: str, reason: str = "policy_unavailable", version: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.version = version
+        self.correlation_id = correlation_id()
+
+
+class SourceUnreachable(PolicyUnavailable):
+    """The policy store did not answer: what was loaded from it is stale, not wrong."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "policy_source_unreachable")
 
 
 class StrategyFailed(PolicyUnavailable):
     """A strategy (in practice, a plug-in) raised, or answered something it may not."""
 
     def __init__(self, strategy: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(message, "strategy_failed")
         self.strategy = strategy
+
+
+# The reason codes of a 503 policy_unavailable, each with the only message an anonymous answer
+# gives: the policy's paths, hub names, operands and a plug-in's error text stay in the log.
+REASONS: Final[dict[str, str]] = {
+    "policy_unavailable": "the policy is unavailable",
+    "policy_file_unreadable": "the policy file cannot be read",
+    "policy_blob_not_found": "the policy blob does not exist",
+    "policy_invalid": "the policy is invalid",
+    "policy_source_unreachable": "the policy store cannot be reached",
+    "storage_not_configured": "the policy store's connection is not configured",
+    "strategy_failed": "a strategy of the policy failed",
+}
+
+
+# Key material an error text may quote: a connection string's keys, a SAS signature, a function
+# key in a URL. What a plug-in's exception says is beyond our control, so logs mask these.
+_SECRET: Final = re.compile(
+    r"(?i)\b(AccountKey|SharedAccessKey|SharedAccessSignature|sig|code|password|pwd|secret|"
+    r"token|key)=([^;&\s'\"]+)"
+)
+
+
+def without_secrets(text: str) -> str:
+    """``text`` with the values of key-like ``name=value`` pairs masked."""
+    return _SECRET.sub(r"\1=***", text)
 
 
 class NoEligibleHub(AllocationError):

@@ -135,7 +135,7 @@ class LocalHost:
         if path == "/api/health":
             if method != "GET":
                 return await _method_not_allowed(send, "GET")
-            return await _respond(send, webhook.health())
+            return await _respond(send, webhook.health(log=self.access.webhook_line))
         if path == "/api/openapi.json":
             if method != "GET":
                 return await _method_not_allowed(send, "GET")

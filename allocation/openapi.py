@@ -82,11 +82,31 @@ class TooLargeError(_Body):
     limit: int = Field(description="The largest body accepted, in bytes.")
 
 
+ReasonCode = Literal[
+    "policy_unavailable",
+    "policy_file_unreadable",
+    "policy_blob_not_found",
+    "policy_invalid",
+    "policy_source_unreachable",
+    "storage_not_configured",
+    "strategy_failed",
+]
+
+
 class UnavailableError(_Body):
-    """The policy cannot be loaded, or no linked hub is left for the device: DPS retries."""
+    """The policy cannot be loaded, or no linked hub is left for the device: DPS retries.
+
+    For ``policy_unavailable``: a reason code, the live policy's fingerprint and a correlation ID
+    that the log line holding the full reason also holds; never a path or the policy's content.
+    """
 
     error: Literal["policy_unavailable", "no_eligible_hub"]
     message: str
+    reason: ReasonCode | None = Field(None, description="Why the policy is unavailable.")
+    correlationId: str | None = Field(
+        None, description="Also in the WARNING log line that holds the full reason."
+    )
+    policy: str | None = Field(None, description="The live policy's fingerprint, if any.")
 
 
 class UnauthorizedError(_Body):
@@ -99,22 +119,49 @@ class UnauthorizedError(_Body):
 class PolicySummary(_Body):
     """What is loaded, never its content."""
 
-    source: Literal["setting", "file", "default"]
+    source: Literal["setting", "blob", "file", "default"]
     fingerprint: str
     hubs: int
     enrollments: int
     strategies: list[str]
+    etag: str | None = Field(None, description="The blob's ETag, for a policy from a blob.")
+
+
+class Refusal(_Body):
+    """A newer version that failed to load, or a store that did not answer."""
+
+    version: str | None = Field(
+        description="The refused version's content hash or ETag, or 'deleted'."
+    )
+    reason: ReasonCode
+    correlationId: str = Field(
+        description="Also in the WARNING log line that holds the full reason."
+    )
+    secondsAgo: float
 
 
 class HealthOk(_Body):
-    status: Literal["ok"]
+    """The policy is loaded: ``degraded`` while a newer version is refused (it never replaces
+    the live one) or its store cannot be reached."""
+
+    status: Literal["ok", "degraded"]
     policy: PolicySummary
+    rejected: Refusal | None = None
+    unreachable: Refusal | None = None
+    lastGoodCheckSecondsAgo: float | None = Field(
+        None, description="Since the source last showed the live version."
+    )
 
 
 class HealthUnavailable(_Body):
+    """No version of the policy has ever loaded in this process."""
+
     status: Literal["unavailable"]
     error: Literal["policy_unavailable"]
-    message: str
+    reason: ReasonCode
+    correlationId: str = Field(
+        description="Also in the WARNING log line that holds the full reason."
+    )
 
 
 _BODIES: Final[tuple[type[BaseModel], ...]] = (
@@ -123,6 +170,7 @@ _BODIES: Final[tuple[type[BaseModel], ...]] = (
     DeniedError,
     TooLargeError,
     UnavailableError,
+    Refusal,
     HealthOk,
     HealthUnavailable,
 )

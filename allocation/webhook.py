@@ -19,6 +19,7 @@ import pydantic_core
 from allocation.context import RequestContext, context_from_request
 from allocation.decision import Decision, decide
 from allocation.errors import (
+    REASONS,
     AllocationError,
     Denied,
     InvalidRequest,
@@ -26,15 +27,16 @@ from allocation.errors import (
     PolicyUnavailable,
     RequestTooLarge,
     StrategyFailed,
+    without_secrets,
 )
 from allocation.limits import (
     MAX_BODY_BYTES,
     RETRY_AFTER_SECONDS,
 )
 from allocation.policy import Policy
-from allocation.policy_sources import LoadedPolicy, policy_cache
 from allocation.requests import parse_request
 from allocation.response import render_response
+from allocation.sources import PolicyStatus, policy_cache
 
 logger = logging.getLogger("allocation")
 
@@ -102,11 +104,12 @@ def handle(
             policy = policy_cache.get().policy
         decision = decide(policy, context)
         response = WebhookResponse(200, render_response(decision, context), JSON_HEADERS, decision)
-        _log_decision(context, decision, started, log)
+        _log_decision(context, decision, policy.fingerprint, started, log)
         return response
     except AllocationError as error:
-        _log_refusal(context, error, started, log)
-        return error_response(error)
+        fingerprint = _live_fingerprint(policy)
+        _log_refusal(context, error, fingerprint, started, log)
+        return error_response(error, fingerprint)
     except Exception:
         # A defect of ours. 500 makes DPS retry, as for any 5xx, and the device is not lost.
         logger.exception(
@@ -121,11 +124,30 @@ def status_of(error: AllocationError) -> int:
     return next(STATUS[kind] for kind in type(error).__mro__ if kind in STATUS)
 
 
-def error_response(error: AllocationError) -> WebhookResponse:
+def _live_fingerprint(policy: Policy | None) -> str | None:
+    if policy is not None:
+        return policy.fingerprint
+    live = policy_cache.live
+    return live.policy.fingerprint if live is not None else None
+
+
+def error_response(error: AllocationError, fingerprint: str | None = None) -> WebhookResponse:
+    """The answer to a refusal. A 503 for the policy is seen by whoever calls, and /api/health
+    by anyone: it names a reason code, the live policy's fingerprint and a correlation ID that
+    the log line with the full reason also holds, never a path, a policy's content or an error's
+    text (a plug-in's error can quote anything, a connection string included)."""
     status = status_of(error)
     body: dict[str, Any] = {"error": error.code, "message": error.message}
     headers = JSON_HEADERS
-    if isinstance(error, InvalidRequest):
+    if isinstance(error, PolicyUnavailable):
+        body.update(
+            message=REASONS.get(error.reason, REASONS["policy_unavailable"]),
+            reason=error.reason,
+            correlationId=error.correlation_id,
+        )
+        if fingerprint is not None:
+            body["policy"] = fingerprint
+    elif isinstance(error, InvalidRequest):
         body["details"] = [{"path": p.path, "message": p.message} for p in error.problems]
     elif isinstance(error, Denied):
         body["rule"] = error.rule
@@ -136,37 +158,62 @@ def error_response(error: AllocationError) -> WebhookResponse:
     return WebhookResponse(status, body, headers)
 
 
-def health(loaded: LoadedPolicy | None = None) -> WebhookResponse:
-    """Whether the policy loads: its fingerprint and size, never its content."""
-    try:
-        if loaded is None:
-            loaded = policy_cache.get()
-    except PolicyUnavailable as error:
-        response = error_response(error)
-        return WebhookResponse(
-            response.status, {"status": "unavailable", **response.body}, response.headers
-        )
+def health(
+    status: PolicyStatus | None = None, log: LogLine = log_through_logging
+) -> WebhookResponse:
+    """Whether the policy loads: ``ok``, ``degraded`` (answering from the last good version
+    while a newer one is refused or the store is unreachable), or 503 ``unavailable``. Its
+    fingerprint, size and reason codes, never its content, paths or errors' text; a 503 writes
+    the refusal line that holds the full reason and the same correlation ID."""
+    if status is None:
+        try:
+            policy_cache.get()
+        except PolicyUnavailable as error:
+            _log_refusal(None, error, None, time.perf_counter(), log)
+            return WebhookResponse(
+                503,
+                {
+                    "status": "unavailable",
+                    "error": error.code,
+                    "reason": error.reason,
+                    "correlationId": error.correlation_id,
+                },
+                {**JSON_HEADERS, "Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        status = policy_cache.status()
+    loaded = status.live
+    assert loaded is not None  # get() returned it
     policy = loaded.policy
-    return WebhookResponse(
-        200,
-        {
-            "status": "ok",
-            "policy": {
-                "source": loaded.source,
-                "fingerprint": policy.fingerprint,
-                "hubs": len(policy.hubs),
-                "enrollments": len(policy.enrollments),
-                "strategies": sorted(policy.strategies),
-            },
+    body: dict[str, Any] = {
+        "status": "degraded" if status.degraded else "ok",
+        "policy": {
+            "source": loaded.source,
+            "fingerprint": policy.fingerprint,
+            "hubs": len(policy.hubs),
+            "enrollments": len(policy.enrollments),
+            "strategies": sorted(policy.strategies),
         },
-    )
+    }
+    if loaded.etag is not None:
+        body["policy"]["etag"] = loaded.etag
+    for name, refusal in (("rejected", status.rejected), ("unreachable", status.unreachable)):
+        if refusal is not None:
+            body[name] = {
+                "version": refusal.version,
+                "reason": refusal.reason,
+                "correlationId": refusal.correlation_id,
+                "secondsAgo": round(status.now - refusal.since, 1),
+            }
+    if status.last_good_check is not None:
+        body["lastGoodCheckSecondsAgo"] = round(status.now - status.last_good_check, 1)
+    return WebhookResponse(200, body)
 
 
 # -- logging: one line per decision ------------------------------------------------------------
 
 
 def _log_decision(
-    context: RequestContext, decision: Decision, started: float, log: LogLine
+    context: RequestContext, decision: Decision, fingerprint: str, started: float, log: LogLine
 ) -> None:
     if not logger.isEnabledFor(logging.INFO):
         return
@@ -180,12 +227,16 @@ def _log_decision(
         f'"candidates":{len(decision.steps[-1].after_drain)},"hub":{_string(decision.hub.name)},'
         f'"reprovision":{"false" if current is None else "true"},'
         f'"currentHub":{"null" if current is None else _string(current)},'
-        f'"durationMs":{_elapsed_ms(started)!r}}}',
+        f'"policy":"{fingerprint}","durationMs":{_elapsed_ms(started)!r}}}',
     )
 
 
 def _log_refusal(
-    context: RequestContext | None, error: AllocationError, started: float, log: LogLine
+    context: RequestContext | None,
+    error: AllocationError,
+    fingerprint: str | None,
+    started: float,
+    log: LogLine,
 ) -> None:
     level = (
         logging.WARNING if isinstance(error, (PolicyUnavailable, NoEligibleHub)) else logging.INFO
@@ -204,8 +255,13 @@ def _log_refusal(
     if isinstance(error, StrategyFailed):
         record["strategy"] = error.strategy
         if error.__cause__ is not None:
-            record["cause"] = f"{type(error.__cause__).__name__}: {error.__cause__}"[:300]
-    record["message"] = error.message
+            cause = f"{type(error.__cause__).__name__}: {error.__cause__}"
+            record["cause"] = without_secrets(cause)[:300]
+    record["message"] = without_secrets(error.message)
+    if isinstance(error, PolicyUnavailable):
+        record.update(reason=error.reason, correlationId=error.correlation_id)
+    if fingerprint is not None:
+        record["policy"] = fingerprint
     record["durationMs"] = _elapsed_ms(started)
     _log(log, level, record)
 

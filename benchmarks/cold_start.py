@@ -3,8 +3,10 @@
 Each figure is the wall time of a whole child process (``time.perf_counter`` around spawn to
 exit), so interpreter start-up is in both the figure and its baseline. The child imports
 ``function_app``, indexes its functions as the Functions host does, and answers one allocation
-request (the policy loads on that first request: it is never loaded at import). Peak memory is
-the child's own high-water mark (``VmHWM``, which the child prints as it ends; Linux only).
+request (the policy loads on that first request: it is never loaded at import). The child fails
+if that imported an Azure storage SDK (azure.storage, azure.data, azure.identity, azure.core),
+which only a storage setting may load. Peak memory is the child's own high-water mark
+(``VmHWM``, which the child prints as it ends; Linux only).
 
 Baseline: a fresh interpreter that only imports ``azure.functions``, ``pydantic`` and ``mmh3``,
 the dependencies every Python implementation of this webhook loads. Both children configure
@@ -79,6 +81,12 @@ request = func.HttpRequest(
 response = functions["allocate"].get_user_function()(request)
 if response.status_code != 200:
     raise SystemExit(f"answered {{response.status_code}}: {{response.get_body()!r}}")
+# Neither policy here uses storage: its SDKs must not load (they cost the cold start seconds).
+import sys
+storage = sorted(m for m in sys.modules if m.startswith(("azure.storage", "azure.data",
+                                                         "azure.identity", "azure.core")))
+if storage:
+    raise SystemExit(f"a storage SDK was imported: {{storage[:5]}}")
 """
     + _PEAK.replace("{", "{{").replace("}", "}}")
 )
@@ -177,8 +185,11 @@ def children(bare: Path) -> list[Child]:
 
 def spawn(child: Child) -> tuple[float, float]:
     """Seconds from spawn to exit, and peak RSS in MiB, of one fresh interpreter."""
-    env = {k: v for k, v in os.environ.items() if k not in ("ALLOCATION_POLICY", "PYTHONPATH")}
-    env.pop("ALLOCATION_POLICY_FILE", None)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ALLOCATION_POLICY", "ALLOCATION_STORAGE")) and k != "PYTHONPATH"
+    }
     # A read-only deployment cannot write bytecode; nor may a child (the copy stays bare).
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     if child.policy is not None:

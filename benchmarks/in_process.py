@@ -109,7 +109,7 @@ def info_logging() -> Iterator[None]:
 @contextlib.contextmanager
 def policy_setting(policy: Path | None) -> Iterator[None]:
     """The policy the function loads: a file through ALLOCATION_POLICY_FILE, or the built-in."""
-    from allocation.policy_sources import (  # noqa: PLC0415
+    from allocation.sources import (  # noqa: PLC0415
         POLICY_FILE_SETTING,
         POLICY_SETTING,
         policy_cache,

@@ -14,7 +14,13 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from allocation.policy_sources import POLICY_FILE_SETTING, POLICY_SETTING, policy_cache
+from allocation.sources import (
+    CHECK_SETTING,
+    POLICY_BLOB_SETTING,
+    POLICY_FILE_SETTING,
+    POLICY_SETTING,
+    policy_cache,
+)
 from fuzz.bodies import request as dps_request
 from tests.azurite import AzuriteServer
 
@@ -61,11 +67,24 @@ def encode(document: Any) -> bytes:
     return json.dumps(document).encode()
 
 
+# Every setting that chooses the policy or its store, cleared for each test.
+POLICY_SETTINGS = (
+    POLICY_SETTING,
+    POLICY_BLOB_SETTING,
+    POLICY_FILE_SETTING,
+    CHECK_SETTING,
+    "ALLOCATION_STORAGE",
+    "ALLOCATION_STORAGE__blobServiceUri",
+    "ALLOCATION_STORAGE__tableServiceUri",
+    "ALLOCATION_STORAGE__clientId",
+)
+
+
 @pytest.fixture(autouse=True)
 def isolated_policy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test starts on the built-in policy, whatever the machine's environment says."""
-    monkeypatch.delenv(POLICY_SETTING, raising=False)
-    monkeypatch.delenv(POLICY_FILE_SETTING, raising=False)
+    for setting in POLICY_SETTINGS:
+        monkeypatch.delenv(setting, raising=False)
     policy_cache.clear()
     yield
     policy_cache.clear()
@@ -123,7 +142,7 @@ def run_cli(
     The policy settings are set (empty unless ``env`` says otherwise) so that a developer's
     local.settings.json, which the commands read, never changes what a test sees.
     """
-    environment = {**os.environ, POLICY_SETTING: "", POLICY_FILE_SETTING: "", **(env or {})}
+    environment = {**os.environ, **dict.fromkeys(POLICY_SETTINGS, ""), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "allocation", *args],
         cwd=ROOT,

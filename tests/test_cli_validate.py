@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from allocation.policy import parse_policy
-from allocation.policy_sources import POLICY_FILE_SETTING, POLICY_SETTING
+from allocation.sources import POLICY_FILE_SETTING, POLICY_SETTING
 from tests.conftest import assert_no_traceback, run_cli, write_policy
 
 A, B, C = "hub-a.azure-devices.net", "hub-b.azure-devices.net", "hub-c.azure-devices.net"

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from allocation.policy import Policy
-from allocation.policy_sources import APP_ROOT, POLICY_FILE_SETTING, load_policy, policy_cache
+from allocation.sources import APP_ROOT, POLICY_FILE_SETTING, load_policy, policy_cache
 from allocation.webhook import WebhookResponse, handle
 from tests.conftest import FIXTURES, call_function, encode, load_sample
 

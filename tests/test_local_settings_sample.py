@@ -6,12 +6,14 @@ import json
 
 from allocation.cli.serve import KEYS_SETTING
 from allocation.cli.settings import apply_local_settings
-from allocation.policy_sources import (
+from allocation.sources import (
     CHECK_SETTING,
+    POLICY_BLOB_SETTING,
     POLICY_FILE_SETTING,
     POLICY_SETTING,
     load_policy,
 )
+from allocation.storage.connection import BLOB_URI_SETTING, CLIENT_ID_SETTING, STORAGE_SETTING
 from tests.conftest import ROOT
 
 SAMPLE = ROOT / "local.settings.sample.json"
@@ -19,7 +21,16 @@ SAMPLE = ROOT / "local.settings.sample.json"
 
 def test_the_sample_documents_every_allocation_setting() -> None:
     values = json.loads(SAMPLE.read_text())["Values"]
-    for setting in (POLICY_SETTING, POLICY_FILE_SETTING, CHECK_SETTING, KEYS_SETTING):
+    for setting in (
+        POLICY_SETTING,
+        POLICY_BLOB_SETTING,
+        POLICY_FILE_SETTING,
+        CHECK_SETTING,
+        STORAGE_SETTING,
+        BLOB_URI_SETTING,
+        CLIENT_ID_SETTING,
+        KEYS_SETTING,
+    ):
         assert setting in values
         assert f"_comment_{setting}" in values
     assert values["FUNCTIONS_WORKER_RUNTIME"] == "python"

@@ -114,7 +114,9 @@ def test_a_plugin_registered_as_an_entry_point_is_found_by_name(
     assert response.body["iotHubHostName"] == B
 
 
-def test_a_plugin_that_hangs_gets_503_within_its_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_plugin_that_hangs_gets_503_within_its_timeout(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     from allocation.strategies import plugins
     from tests.plugin_strategies import Hangs
 
@@ -127,5 +129,8 @@ def test_a_plugin_that_hangs_gets_503_within_its_timeout(monkeypatch: pytest.Mon
     finally:
         Hangs.release.set()
     assert response.status == 503
-    assert "did not answer within 0.2 s" in response.body["message"]
+    assert response.body["reason"] == "strategy_failed"
+    [line] = [json.loads(record.getMessage()) for record in caplog.records]
+    assert "did not answer within 0.2 s" in line["message"]
+    assert line["correlationId"] == response.body["correlationId"]
     assert elapsed < 5

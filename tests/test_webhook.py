@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from allocation.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH
-from allocation.policy import compile_policy, parse_policy
+from allocation.policy import compile_policy, default_policy, parse_policy
 from allocation.webhook import handle
 from tests.conftest import encode, load_sample, make_request
 
@@ -293,6 +293,7 @@ def test_one_structured_line_per_decision(caplog: pytest.LogCaptureFixture) -> N
         "hub": response.body["iotHubHostName"],
         "reprovision": True,
         "currentHub": "contoso-toasters-hub-1098.azure-devices.net",
+        "policy": default_policy().fingerprint,
         "durationMs": line["durationMs"],
     }
     assert line["durationMs"] >= 0

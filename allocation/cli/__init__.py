@@ -6,7 +6,7 @@ sets ``run``, a function of the parsed arguments that returns the exit code. Err
 stderr as one readable message, never a traceback.
 
 Exit codes: 0 success; 1 the thing checked is bad (an invalid policy, a request that is not
-allocated); 2 usage errors and files that cannot be read.
+allocated); 2 usage errors and files that cannot be read; publish adds 3, a lost race.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-COMMANDS: Final = ("serve", "explain", "validate", "simulate", "schema")
+COMMANDS: Final = ("serve", "explain", "validate", "simulate", "schema", "publish")
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1

@@ -29,9 +29,9 @@ from allocation.decision import Decision, Step
 from allocation.errors import AllocationError
 from allocation.hostnames import host_key
 from allocation.policy import Policy
-from allocation.policy_sources import LoadedPolicy
 from allocation.requests import parse_request
 from allocation.response import twin_applies
+from allocation.sources import LoadedPolicy
 from allocation.strategies.base import Delegate, Outcome
 from allocation.strategies.rules import Rules
 from allocation.webhook import WebhookResponse, handle

@@ -24,7 +24,12 @@ from allocation.cli import EXIT_OK, CommandError
 from allocation.cli.settings import apply_local_settings
 from allocation.errors import PolicyUnavailable
 from allocation.local_host import AccessLog, LocalHost
-from allocation.policy_sources import POLICY_FILE_SETTING, POLICY_SETTING, policy_cache
+from allocation.sources import (
+    POLICY_BLOB_SETTING,
+    POLICY_FILE_SETTING,
+    POLICY_SETTING,
+    policy_cache,
+)
 
 KEYS_SETTING: Final = "ALLOCATION_FUNCTION_KEYS"
 
@@ -63,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
     apply_local_settings()
     if args.policy:
         policy_file = Path(args.policy).resolve()
+        # --policy names the policy: the settings that would come before a file give way.
         os.environ.pop(POLICY_SETTING, None)
+        os.environ.pop(POLICY_BLOB_SETTING, None)
         os.environ[POLICY_FILE_SETTING] = str(policy_file)
     keys = [k.strip() for k in os.environ.get(KEYS_SETTING, "").split(",") if k.strip()]
     if not keys and not is_loopback(args.host):

@@ -11,7 +11,7 @@ from typing import Final
 from allocation.cli import EXIT_FAILED, CommandError
 from allocation.errors import PolicyError, PolicyUnavailable
 from allocation.policy import parse_policy
-from allocation.policy_sources import APP_ROOT, LoadedPolicy, load_policy
+from allocation.sources import APP_ROOT, LoadedPolicy, load_policy
 
 LOCAL_SETTINGS: Final = APP_ROOT / "local.settings.json"
 

@@ -43,8 +43,8 @@ from allocation.decision import decide
 from allocation.errors import AllocationError
 from allocation.hostnames import host_key, is_host_name
 from allocation.policy import Policy
-from allocation.policy_sources import LoadedPolicy
 from allocation.requests import parse_request
+from allocation.sources import LoadedPolicy
 
 DEFAULT_ENROLLMENT: Final = "simulated"
 

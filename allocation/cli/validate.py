@@ -1,10 +1,10 @@
 """``python -m allocation validate [FILE]``: does the policy load, and what is in it.
 
 Without FILE it checks the policy the webhook would load here: ``ALLOCATION_POLICY``, else
-``ALLOCATION_POLICY_FILE``, else the built-in default, after ``local.settings.json``. With
-``--stats`` it adds, for each ``rules`` list, how many rules the rule index
-(allocation.rule_index) names only when they may hold, and how many it checks for every device:
-what a policy author needs to see why a policy is slow.
+``ALLOCATION_POLICY_BLOB``, else ``ALLOCATION_POLICY_FILE``, else the built-in default, after
+``local.settings.json``. With ``--stats`` it adds, for each ``rules`` list, how many rules the
+rule index (allocation.rule_index) names only when they may hold, and how many it checks for
+every device: what a policy author needs to see why a policy is slow.
 
 With ``--linked-hubs`` or ``--enrollment`` it also holds the policy against the hubs linked in
 DPS (:mod:`allocation.linked_hubs`).
@@ -24,7 +24,7 @@ from allocation.cli.settings import apply_local_settings, read_policy
 from allocation.hostnames import is_host_name
 from allocation.linked_hubs import unmatched
 from allocation.policy import Policy
-from allocation.policy_sources import POLICY_SETTING, LoadedPolicy
+from allocation.sources import POLICY_SETTING, LoadedPolicy
 from allocation.strategies.base import Allocation, Delegate
 from allocation.strategies.rules import Rules
 
@@ -36,7 +36,8 @@ def register(subcommands: Any) -> None:
         description=(
             "Load a policy as the webhook would and print a one-line summary, or every problem "
             "with its JSON path. Without FILE: the policy of this host's settings "
-            f"({POLICY_SETTING}, ALLOCATION_POLICY_FILE, local.settings.json, else the "
+            f"({POLICY_SETTING}, ALLOCATION_POLICY_BLOB, ALLOCATION_POLICY_FILE, "
+            "local.settings.json, else the "
             "built-in default)."
         ),
         epilog=(
@@ -221,6 +222,8 @@ def describe_source(loaded: LoadedPolicy) -> str:
     """Where a policy came from, as the tools say it: 'file policy.json', ..."""
     if loaded.source == "file":
         return f"file {loaded.location}"
+    if loaded.source == "blob":
+        return f"blob {loaded.location}"
     if loaded.source == "setting":
         return f"app setting {POLICY_SETTING}"
     return "built-in default"
