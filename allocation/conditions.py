@@ -15,7 +15,9 @@ problem. Choices the policy language leaves to us:
   operator of another type (``gt`` on a string, ``startsWith`` on a boolean) is a load error.
   ``payload.<path>`` holds whatever JSON the device sent, so every operator is allowed there
   and a value of the wrong type (a number for ``startsWith``, a string for ``gt``) is simply
-  false. JSON ``null`` in the payload counts as absent.
+  false. JSON ``null`` in the payload counts as absent. ``lookup.<name>.<property>`` (a row's
+  property, allocation.lookups) is typed the same way; ``lookup.<name>`` is the row itself, so
+  ``{"lookup.inventory": {"exists": false}}`` holds for a device the table does not list.
 - Absent fields (``attestation``, ``currentHub`` on first assignment, a payload path the device
   did not send) make every operator false except ``exists: false``.
 - ``equals`` and ``in`` use JSON equality: ``1 == 1.0``, but ``true`` is not ``1``. On a payload
@@ -46,7 +48,15 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final, NamedTuple, Protocol
 
-from allocation.context import FIELD_GETTERS, MISSING, PayloadPath, RequestContext
+from allocation.context import (
+    FIELD_GETTERS,
+    LOOKUP_PREFIX,
+    MISSING,
+    LookupField,
+    PayloadPath,
+    RequestContext,
+    lookup_field_problem,
+)
 from allocation.errors import PolicyError, Problem
 from allocation.hostnames import host_key
 from allocation.paths import JsonPath, format_path
@@ -133,7 +143,7 @@ FIELDS: Final[Mapping[str, FieldSpec]] = {
     "currentHub": FieldSpec(STRING, _current_hub, host_name=True),
 }
 
-FIELD_LIST: Final = ", ".join([*FIELDS, "payload.<dotted path>"])
+FIELD_LIST: Final = ", ".join([*FIELDS, "payload.<dotted path>", "lookup.<name>.<property>"])
 
 
 # -- predicates --------------------------------------------------------------------------------
@@ -409,6 +419,14 @@ class _Compiler:
                 return FieldSpec(JSON, PayloadPath.parse(path))
             self.problem(at, "a payload field names a dotted path, e.g. 'payload.modelId'")
             return None
+        if key.startswith(LOOKUP_PREFIX):
+            # A row's properties are whatever the table holds: any JSON value, like a payload's.
+            problem = lookup_field_problem(key)
+            reader = LookupField.parse(key)
+            if problem is not None or reader is None:
+                self.problem(at, problem or "not a lookup field")
+                return None
+            return FieldSpec(JSON, reader)
         self.problem(
             at,
             f"unknown field{did_you_mean(key, [*FIELDS, 'all', 'any', 'not'])}; "

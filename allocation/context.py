@@ -5,8 +5,9 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, Final, Literal, NamedTuple, Protocol
 
 from allocation.contract import AllocationRequest, EnrollmentGroup, IndividualEnrollment
 from allocation.hostnames import host_key
@@ -34,6 +35,21 @@ MISSING: Final = _Missing()
 EnrollmentType = Literal["group", "individual"]
 
 
+class LookupRows(Protocol):
+    """The rows a request's lookups found (allocation.lookups.LookupSession): each lookup runs
+    the first time a field names it, at most once per request."""
+
+    @property
+    def rows(self) -> Mapping[str, Mapping[str, Any] | None]:
+        """What each lookup that ran found; None: no row."""
+
+    @property
+    def outcomes(self) -> Mapping[str, str]:
+        """How each lookup that ran found it: hit, miss, cached_hit, cached_miss, error."""
+
+    def row(self, name: str, context: RequestContext) -> Mapping[str, Any] | None: ...
+
+
 # A NamedTuple, immutable as a frozen dataclass is but made in a third of the time: one is
 # made for every request.
 class RequestContext(NamedTuple):
@@ -48,6 +64,8 @@ class RequestContext(NamedTuple):
     migrate_device_data: bool
     # linkedHubs as DPS sent them, duplicates (compared case-insensitively) removed, order kept.
     linked_hubs: tuple[str, ...]
+    # The policy's lookups for this request; None when the policy has none.
+    lookups: LookupRows | None = None
 
     @property
     def reprovision(self) -> bool:
@@ -65,6 +83,9 @@ class RequestContext(NamedTuple):
             return getter(self)
         if field.startswith("payload."):
             return lookup(self.payload, field[len("payload.") :])
+        if field.startswith(LOOKUP_PREFIX):
+            reader = LookupField.parse(field)
+            return MISSING if reader is None else reader(self)
         return MISSING
 
 
@@ -100,6 +121,56 @@ class PayloadPath:
 
     def __call__(self, context: RequestContext) -> Any:
         return self.read(context.payload)
+
+
+LOOKUP_PREFIX: Final = "lookup."
+
+# The lookup names the policy being compiled declares (allocation.policy sets it while it
+# compiles): templates and conditions are compiled by strategies, plug-ins among them, whose
+# builders take no such argument.
+DECLARED_LOOKUPS: Final[ContextVar[frozenset[str]]] = ContextVar(
+    "DECLARED_LOOKUPS", default=frozenset()
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LookupField:
+    """``lookup.<name>`` (the row, or absent) or ``lookup.<name>.<property>``: read like a
+    payload path, from the row the lookup found for this request."""
+
+    name: str
+    path: PayloadPath | None
+
+    @staticmethod
+    @functools.lru_cache(maxsize=256)
+    def parse(field: str) -> LookupField | None:
+        """The reader of a ``lookup.`` field; None when it is not well formed."""
+        name, _, rest = field[len(LOOKUP_PREFIX) :].partition(".")
+        if not name.isidentifier() or not name.isascii() or (rest and not all(rest.split("."))):
+            return None
+        return LookupField(name, PayloadPath.parse(rest) if rest else None)
+
+    def __call__(self, context: RequestContext) -> Any:
+        rows = context.lookups
+        row = None if rows is None else rows.row(self.name, context)
+        if row is None:
+            return MISSING
+        return row if self.path is None else self.path.read(row)
+
+
+def lookup_field_problem(field: str) -> str | None:
+    """Why a ``lookup.`` field cannot be read under the policy being compiled, or None."""
+    reader = LookupField.parse(field)
+    if reader is None:
+        return (
+            f"'{field}' is not a lookup field: 'lookup.<name>' or 'lookup.<name>.<property>', "
+            "e.g. 'lookup.inventory.customer'"
+        )
+    declared = DECLARED_LOOKUPS.get()
+    if reader.name not in declared:
+        known = ", ".join(sorted(declared)) or "none"
+        return f"no lookup named '{reader.name}' in the policy's 'lookups' (declared: {known})"
+    return None
 
 
 def lookup(document: Any, dotted_path: str) -> Any:

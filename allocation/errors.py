@@ -98,6 +98,20 @@ class StrategyFailed(PolicyUnavailable):
         self.strategy = strategy
 
 
+class LookupUnavailable(AllocationError):
+    """A lookup's store could not answer and the lookup says ``onError: unavailable``: DPS
+    should try again later rather than allocate without the row."""
+
+    code = "lookup_unavailable"
+
+    def __init__(self, lookup: str, cause: str = "") -> None:
+        # The answer names neither the lookup nor its table (policy content) nor the cause
+        # (the store's address): the log line has all three.
+        super().__init__("a lookup could not read its table; DPS retries")
+        self.lookup = lookup
+        self.cause = cause
+
+
 # The reason codes of a 503 policy_unavailable, each with the only message an anonymous answer
 # gives: the policy's paths, hub names, operands and a plug-in's error text stay in the log.
 REASONS: Final[dict[str, str]] = {

@@ -62,8 +62,10 @@ def _allocation_problems(allocation: Allocation, candidates: Sequence[Candidate]
                 at = f"{allocation.path}.hubs[{index}]"
                 problems.append(Problem(at, _no_match(selector, candidates)))
     strategy = allocation.strategy
-    if isinstance(strategy, Static) and not any(strategy.selector.matches(c) for c in candidates):
-        problems.append(Problem(f"{allocation.path}.hub", _no_match(strategy.selector, candidates)))
+    # A templated static hub ('{lookup.inventory.hub}') is known only per device: not checked.
+    static_hub = strategy.selector if isinstance(strategy, Static) else None
+    if static_hub is not None and not any(static_hub.matches(c) for c in candidates):
+        problems.append(Problem(f"{allocation.path}.hub", _no_match(static_hub, candidates)))
     return problems
 
 

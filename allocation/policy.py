@@ -8,12 +8,13 @@ payloads already merged over their parents'. Requests then only walk that tree.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, TypedDict
+from typing import TYPE_CHECKING, Any, Final, TypedDict
 
 from pydantic_core import ValidationError
 from pydantic_core import core_schema as cs
@@ -29,6 +30,7 @@ from allocation.candidates import (
     RegionSelector,
     TagSelector,
 )
+from allocation.context import DECLARED_LOOKUPS
 from allocation.errors import PolicyError, Problem
 from allocation.hostnames import host_key, is_host_name
 from allocation.limits import MAX_RENDERED_BYTES
@@ -39,6 +41,9 @@ from allocation.strategies.base import Allocation, NestedAllocationInvalid, Stra
 from allocation.strategies.plugins import ENTRY_POINT_GROUP
 from allocation.suggestions import did_you_mean
 from allocation.templates import JsonTemplate, compile_json
+
+if TYPE_CHECKING:
+    from allocation.lookups import Lookups, RowStore
 
 DEFAULT_POLICY_TEXT: Final = '{"default": {"strategy": "weighted"}}'
 
@@ -54,6 +59,8 @@ class Policy:
     # Every allocation, nested ones included, in document order: for checks over the whole
     # tree (validate --linked-hubs) that requests never need.
     allocations: tuple[Allocation, ...] = field(default=(), repr=False, compare=False)
+    # The policy's lookups, with their caches; None when it declares none.
+    lookups: Lookups | None = field(default=None, compare=False)
     _candidates: CandidateCache = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -69,6 +76,12 @@ class Policy:
         if allocation is None:
             return "default", self.default
         return allocation.path, allocation
+
+    def with_lookup_stores(self, stores: Mapping[str, RowStore]) -> Policy:
+        """This policy with some lookups reading another store (a CSV file, offline)."""
+        if self.lookups is None:
+            return self
+        return dataclasses.replace(self, lookups=self.lookups.with_stores(stores))
 
 
 # -- the document's fixed parts, validated by pydantic-core ---------------------------------
@@ -107,7 +120,9 @@ HUB: Final = options_validator(
 )
 
 
-TOP_LEVEL_FIELDS: Final = frozenset({"$schema", "hubs", "default", "enrollments", "sticky"})
+TOP_LEVEL_FIELDS: Final = frozenset(
+    {"$schema", "hubs", "default", "enrollments", "sticky", "lookups"}
+)
 
 
 # -- compiling -------------------------------------------------------------------------------
@@ -342,7 +357,26 @@ def parse_policy(text: str) -> Policy:
 def compile_policy(raw: Any, text: str | None = None) -> Policy:
     if not isinstance(raw, dict):
         raise PolicyError([Problem("", "a policy must be a JSON object")])
+    # Fields naming a lookup are checked against the declared names while the allocations
+    # compile (allocation.context.lookup_field_problem).
+    declared = DECLARED_LOOKUPS.set(_lookup_names(raw.get("lookups")))
+    try:
+        return _compile_policy(raw)
+    finally:
+        DECLARED_LOOKUPS.reset(declared)
+
+
+def _compile_policy(raw: dict[str, Any]) -> Policy:
     compiler = _Compiler()
+    lookups: Lookups | None = None
+    if "lookups" in raw:
+        # Loaded by a policy with lookups only: it builds a validator, 1.4 ms of a cold start.
+        from allocation.lookups import compile_lookups  # noqa: PLC0415
+
+        try:
+            lookups = compile_lookups(raw["lookups"])
+        except PolicyError as error:
+            compiler.problems.extend(error.problems)
     for key in raw:
         if key not in TOP_LEVEL_FIELDS:
             known = ", ".join(sorted(TOP_LEVEL_FIELDS))
@@ -388,6 +422,17 @@ def compile_policy(raw: Any, text: str | None = None) -> Policy:
         fingerprint=hashlib.sha256(canonical.encode()).hexdigest()[:16],
         strategies=frozenset(compiler.strategies),
         allocations=tuple(compiler.compiled[order] for order in sorted(compiler.compiled)),
+        lookups=lookups,
+    )
+
+
+def _lookup_names(raw: Any) -> frozenset[str]:
+    """The names a ``lookups`` section declares, for fields to be checked against while the
+    rest of the policy compiles, even when a lookup itself has problems."""
+    if not isinstance(raw, dict):
+        return frozenset()
+    return frozenset(
+        name for name in raw if isinstance(name, str) and name.isascii() and name.isidentifier()
     )
 
 

@@ -31,6 +31,9 @@ HOST_NAME_PATTERN: Final = rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$"
 _GLOB_LABEL: Final = r"[A-Za-z0-9*?!\[\]](?:[A-Za-z0-9*?!\[\]-]{0,61}[A-Za-z0-9*?!\[\]])?"
 GLOB_PATTERN: Final = rf"^(?=.{{1,253}}$)(?=.*[*?\[]){_GLOB_LABEL}(?:\.{_GLOB_LABEL})*$"
 PAYLOAD_PATH_PATTERN: Final = r"^payload\.[^.]+(\.[^.]+)*$"
+LOOKUP_FIELD_PATTERN: Final = r"^lookup\.[A-Za-z_][A-Za-z0-9_]*(\.[^.]+)*$"
+LOOKUP_NAME_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_]*$"
+TABLE_NAME_PATTERN: Final = r"^[A-Za-z][A-Za-z0-9]{2,62}$"
 VERSION_PATTERN: Final = r"^[0-9]+(\.[0-9]+)*$"
 
 STRATEGIES: Final = ("static", "weighted", "latency", "rules")
@@ -86,6 +89,17 @@ def policy_schema() -> Schema:
                 "additionalProperties": _REF_ALLOCATION,
                 "default": {},
             },
+            "lookups": {
+                "type": "object",
+                "description": (
+                    "Rows of a table (Azure Table Storage or Cosmos DB for Table) that "
+                    "conditions and templates read as lookup.<name>.<property>; "
+                    "lookup.<name> is the row, absent when the table has none for the device."
+                ),
+                "propertyNames": {"pattern": LOOKUP_NAME_PATTERN},
+                "additionalProperties": {"$ref": "#/$defs/lookup"},
+                "default": {},
+            },
             "sticky": _sticky(
                 "Keep reprovisioned devices on their current hub while it is still a candidate "
                 "and not drained for them, so no device moves unless it has to."
@@ -121,6 +135,62 @@ def _definitions() -> Schema:
         "booleanTest": _field_test(_boolean_operators()),
         "payloadTest": _field_test(_payload_operators()),
         "milliseconds": {"type": "number", "minimum": 0},
+        "lookup": _lookup(),
+    }
+
+
+def _lookup() -> Schema:
+    seconds: Schema = {"type": "integer", "minimum": 0, "maximum": 86400}
+    return {
+        "type": "object",
+        "description": "One point read per device: the row of these partition and row keys.",
+        "properties": {
+            "table": {
+                "type": "string",
+                "pattern": TABLE_NAME_PATTERN,
+                "description": "The table's name, e.g. 'devices'.",
+            },
+            "partitionKey": {
+                "type": "string",
+                "default": "{enrollmentId}",
+                "description": (
+                    "A template of request fields: {registrationId}, {enrollmentId}, "
+                    "{currentHub}, {payload.<path>}."
+                ),
+            },
+            "rowKey": {
+                "type": "string",
+                "default": "{registrationId}",
+                "description": "A template of request fields, like partitionKey.",
+            },
+            "cacheSeconds": {
+                **seconds,
+                "default": 300,
+                "description": "How long a found row is kept (0: not kept).",
+            },
+            "missingCacheSeconds": {
+                **seconds,
+                "default": 30,
+                "description": "How long a missing row is remembered as missing (0: not kept).",
+            },
+            "timeoutMs": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 10000,
+                "default": 1500,
+                "description": "The limit on connecting to the store, and on reading its answer.",
+            },
+            "onError": {
+                "enum": ["unavailable", "absent"],
+                "default": "unavailable",
+                "description": (
+                    "When the store fails: 'unavailable' answers 503 lookup_unavailable with "
+                    "Retry-After (DPS retries); 'absent' goes on as if there were no row."
+                ),
+            },
+        },
+        "required": ["table"],
+        "additionalProperties": False,
     }
 
 
@@ -280,9 +350,18 @@ def _strategy_options() -> dict[str, tuple[Schema, list[str]]]:
                     "minLength": 1,
                     "description": (
                         "A host name or glob: the first candidate, in linkedHubs order, that "
-                        "matches it. No match answers 503 no_eligible_hub."
+                        "matches it. Or a template naming one hub, e.g. "
+                        "'{lookup.inventory.hub}'. No match (or an empty name) goes to "
+                        "'fallback', else answers 503 no_eligible_hub."
                     ),
-                }
+                },
+                "fallback": {
+                    **_REF_ALLOCATION,
+                    "description": (
+                        "The allocation for a device whose hub matches no candidate, or whose "
+                        "templated hub renders empty."
+                    ),
+                },
             },
             ["hub"],
         ),
@@ -498,7 +577,14 @@ def _condition() -> Schema:
                     "A value of the device's registration payload, by dotted path (list items "
                     "by number); any JSON type."
                 ),
-            }
+            },
+            LOOKUP_FIELD_PATTERN: {
+                "$ref": "#/$defs/payloadTest",
+                "description": (
+                    "lookup.<name>: the row a lookup found (exists: false for a device the "
+                    "table does not list); lookup.<name>.<property>: one of its properties."
+                ),
+            },
         },
         "additionalProperties": False,
     }

@@ -1,7 +1,8 @@
 """Templates in ``initialTwin``, ``payload`` and the weighted strategy's ``key``.
 
 ``{registrationId}``, ``{enrollmentId}``, ``{hub}``, ``{hub.region}``, ``{currentHub}`` and
-``{payload.<dotted path>}`` are replaced by the request's values; ``{{`` and ``}}`` are literal
+``{payload.<dotted path>}`` are replaced by the request's values, ``{lookup.<name>.<property>}``
+by a property of the row a lookup found (allocation.lookups); ``{{`` and ``}}`` are literal
 braces. A missing value renders as "". A string that is exactly one template keeps the value's
 JSON type (``"{payload.count}"`` renders the number); inside a longer string a non-string value
 renders as compact JSON.
@@ -17,7 +18,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from allocation.context import MISSING
+from allocation.context import LOOKUP_PREFIX, MISSING, lookup_field_problem
 from allocation.errors import PolicyError, Problem
 from allocation.paths import JsonPath, format_path
 
@@ -45,6 +46,9 @@ class TemplateString:
         return self.render_text(resolve)
 
     def render_text(self, resolve: Resolve) -> str:
+        if len(self.parts) == 1:  # '{lookup.inventory.hub}', a key: no join needed
+            part = self.parts[0]
+            return part if isinstance(part, str) else _as_text(resolve(part.name))
         return "".join(
             part if isinstance(part, str) else _as_text(resolve(part.name)) for part in self.parts
         )
@@ -83,7 +87,11 @@ def parse_template(
                     at, f"unclosed '{{' at character {i} (write '{{{{' for a literal brace)"
                 )
             name = text[i + 1 : end]
-            if not _is_known(name, allowed):
+            if name.startswith(LOOKUP_PREFIX):
+                problem = lookup_field_problem(name)
+                if problem is not None:
+                    raise _error(at, problem)
+            elif not _is_known(name, allowed):
                 raise _error(at, f"unknown template field '{{{name}}}'; known: {_known(allowed)}")
             if literal:
                 parts.append("".join(literal))
@@ -103,7 +111,10 @@ def parse_template(
 
 
 def _known(allowed: Collection[str]) -> str:
-    return ", ".join(f"{{{name}}}" for name in sorted(allowed)) + ", {payload.<path>}"
+    return (
+        ", ".join(f"{{{name}}}" for name in sorted(allowed))
+        + ", {payload.<path>}, {lookup.<name>.<property>}"
+    )
 
 
 def _error(at: JsonPath, message: str) -> PolicyError:

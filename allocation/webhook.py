@@ -16,13 +16,14 @@ from typing import Any, Final
 
 import pydantic_core
 
-from allocation.context import RequestContext, context_from_request
+from allocation.context import LookupRows, RequestContext, context_from_request
 from allocation.decision import Decision, decide
 from allocation.errors import (
     REASONS,
     AllocationError,
     Denied,
     InvalidRequest,
+    LookupUnavailable,
     NoEligibleHub,
     PolicyUnavailable,
     RequestTooLarge,
@@ -46,6 +47,7 @@ STATUS: Final[dict[type[AllocationError], int]] = {
     RequestTooLarge: 413,
     PolicyUnavailable: 503,
     NoEligibleHub: 503,
+    LookupUnavailable: 503,
 }
 
 JSON_HEADERS: Final = {"Content-Type": "application/json"}
@@ -65,6 +67,8 @@ class WebhookResponse:
     headers: Mapping[str, str] = field(default_factory=lambda: JSON_HEADERS)
     # The decision behind a 200, for explanations; never serialised.
     decision: Decision | None = field(default=None, compare=False, repr=False)
+    # The request's lookups (what each found, and how), for explanations; never serialised.
+    lookups: LookupRows | None = field(default=None, compare=False, repr=False)
 
     def body_bytes(self) -> bytes:
         try:
@@ -102,14 +106,22 @@ def handle(
         context = context_from_request(request)
         if policy is None:
             policy = policy_cache.get().policy
+        if policy.lookups is not None:
+            context = policy.lookups.attach(context)
         decision = decide(policy, context)
-        response = WebhookResponse(200, render_response(decision, context), JSON_HEADERS, decision)
+        response = WebhookResponse(
+            200, render_response(decision, context), JSON_HEADERS, decision, context.lookups
+        )
         _log_decision(context, decision, policy.fingerprint, started, log)
         return response
     except AllocationError as error:
         fingerprint = _live_fingerprint(policy)
         _log_refusal(context, error, fingerprint, started, log)
-        return error_response(error, fingerprint)
+        refusal = error_response(error, fingerprint)
+        session = None if context is None else context.lookups
+        if session is not None:
+            return WebhookResponse(refusal.status, refusal.body, refusal.headers, None, session)
+        return refusal
     except Exception:
         # A defect of ours. 500 makes DPS retry, as for any 5xx, and the device is not lost.
         logger.exception(
@@ -227,8 +239,19 @@ def _log_decision(
         f'"candidates":{len(decision.steps[-1].after_drain)},"hub":{_string(decision.hub.name)},'
         f'"reprovision":{"false" if current is None else "true"},'
         f'"currentHub":{"null" if current is None else _string(current)},'
+        f"{_lookups_field(context)}"
         f'"policy":"{fingerprint}","durationMs":{_elapsed_ms(started)!r}}}',
     )
+
+
+def _lookups_field(context: RequestContext) -> str:
+    """``"lookups":{...},`` when a lookup ran for this request, else nothing."""
+    if context.lookups is None or not context.lookups.outcomes:
+        return ""
+    outcomes = context.lookups.outcomes
+    # Formatted directly, as the rest of the line: lookup names are ASCII identifiers and
+    # outcomes fixed words, so nothing needs escaping (the JSON encoder cost 3 us here).
+    return '"lookups":{' + ",".join(f'"{n}":"{o}"' for n, o in outcomes.items()) + "},"
 
 
 def _log_refusal(
@@ -239,7 +262,9 @@ def _log_refusal(
     log: LogLine,
 ) -> None:
     level = (
-        logging.WARNING if isinstance(error, (PolicyUnavailable, NoEligibleHub)) else logging.INFO
+        logging.WARNING
+        if isinstance(error, (PolicyUnavailable, NoEligibleHub, LookupUnavailable))
+        else logging.INFO
     )
     if not logger.isEnabledFor(level):
         return
@@ -257,6 +282,10 @@ def _log_refusal(
         if error.__cause__ is not None:
             cause = f"{type(error.__cause__).__name__}: {error.__cause__}"
             record["cause"] = without_secrets(cause)[:300]
+    if isinstance(error, LookupUnavailable):
+        record.update(lookup=error.lookup, cause=without_secrets(error.cause))
+    if context is not None and context.lookups is not None and context.lookups.outcomes:
+        record["lookups"] = dict(context.lookups.outcomes)
     record["message"] = without_secrets(error.message)
     if isinstance(error, PolicyUnavailable):
         record.update(reason=error.reason, correlationId=error.correlation_id)

@@ -19,15 +19,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from benchmarks import cold_start, in_process, local_host, rules_scale, simulation
+from benchmarks import cold_start, in_process, local_host, lookups, rules_scale, simulation
 from benchmarks.report import Figure, Report, skipped
 
 BENCHMARKS: Final[dict[str, Callable[[argparse.Namespace], list[Figure]]]] = {
     "in-process": lambda args: in_process.run(args.quick),
     "cold-start": lambda args: cold_start.run(args.quick),
     "local-host": lambda args: local_host.run(args.quick, install=args.install),
-    "simulation": lambda args: simulation.run(args.quick),
+    "simulation": lambda args: simulation.run(args.quick) + simulation.run_phases(args.quick),
     "rules-scale": lambda args: rules_scale.run(args.quick),
+    "lookups": lambda args: lookups.run(args.quick),
 }
 
 

@@ -18,6 +18,7 @@ EXPECTED_RATIOS = {
     "in-process.rules-50": "in-process.rules-50.floor",
     "in-process.latency": "in-process.latency.floor",
     "simulation.simulate": "simulation.bare-loop",
+    "simulation.phases": "simulation.first-registrations",
 }
 
 
@@ -37,7 +38,7 @@ def test_quick_run_measures_every_figure_against_its_floor(tmp_path: Path) -> No
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,  # the phases figure adds 22 short simulate processes
         check=False,
     )
     assert done.returncode == 0, done.stderr
@@ -54,12 +55,18 @@ def test_quick_run_measures_every_figure_against_its_floor(tmp_path: Path) -> No
         assert figure["ratio"] == figure["median"] / floor["median"]
     targets = {
         figure_id: (figures[figure_id]["target"]["op"], figures[figure_id]["target"]["limit"])
-        for figure_id in ("in-process.default", "in-process.rules-50", "simulation.simulate")
+        for figure_id in (
+            "in-process.default",
+            "in-process.rules-50",
+            "simulation.simulate",
+            "simulation.phases",
+        )
     }
     assert targets == {
         "in-process.default": ("<=", 6.0),
         "in-process.rules-50": ("<=", 15.0),
         "simulation.simulate": ("<=", 4.0),
+        "simulation.phases": ("<=", 3.0),
     }
     # Quick runs are too short to judge: targets are shown, not judged.
     assert all(figure["met"] is None for figure in report["figures"])
@@ -107,6 +114,42 @@ def test_a_short_soak_of_the_local_host_finds_no_error_and_no_wrong_answer(
     assert run["requests"] >= 300
     # Every kind of answer the rich policy gives was checked, not only 200s.
     assert {"200", "503"} <= set(run["statuses"])
+
+
+def test_quick_run_measures_the_lookup_figures_against_azurite(tmp_path: Path) -> None:
+    output = tmp_path / "benchmarks.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "lookups", "--json", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    figures = {figure["id"]: figure for figure in json.loads(output.read_text())["figures"]}
+    for figure in ("lookups.warm", "lookups.cold"):
+        assert figures[figure]["baseline"] == "lookups.floor"
+        assert figures[figure]["ratio"] is not None
+
+
+def test_a_short_soak_through_an_azurite_restart_gets_no_500_and_no_wrong_answer(
+    tmp_path: Path,
+) -> None:
+    output = tmp_path / "soak.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.soak_lookups", "--seconds", "9", "--rate", "20",
+         "--outage", "1", "--devices", "100", "--json", str(output)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    run = json.loads(output.read_text())
+    assert run["errors"] == []
+    assert run["wrong_answers"] == 0
+    assert run["answers_500"] == 0
+    # The outage was seen (503s), and so were rows and refusals around it.
+    assert {"200", "403", "503"} <= set(run["statuses"])
 
 
 def test_quick_rules_scale_measures_each_size_against_50_rules(tmp_path: Path) -> None:

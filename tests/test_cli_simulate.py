@@ -13,7 +13,7 @@ import pytest
 from allocation.cli.simulate import Progress, minimum_moves, registration_ids
 from allocation.policy import compile_policy
 from allocation.webhook import handle
-from tests.conftest import assert_no_traceback, encode, make_request, run_cli, write_policy
+from tests.conftest import ROOT, assert_no_traceback, encode, make_request, run_cli, write_policy
 
 HUBS = [f"hub-{i}.azure-devices.net" for i in range(4)]
 H0, H1, H2, H3 = HUBS
@@ -82,34 +82,63 @@ def test_the_counts_are_what_the_webhook_answers_for_the_same_devices(tmp_path: 
     assert document["enrollment"] == "simulated"
 
 
-def test_shares_and_the_weighted_target(tmp_path: Path) -> None:
+def test_expected_shares_come_from_the_candidates_each_device_had(tmp_path: Path) -> None:
     policy = write_policy(tmp_path, NEW_POLICY)
 
     document = simulate_json(
         "--policy", str(policy), "--devices", "20000", "--hubs", ",".join(HUBS)
     )  # fmt: skip
 
-    # Weights 3, 1, 1, 1 with the third hub drained at 50 %: half the devices choose among
-    # weights 3, 1, 1 (of 5), the other half among all four (of 6).
+    # Rules, a deny, a static hub, a tag filter and drain: each device's own candidates give
+    # the expectation, which the webhook's decisions then reach.
     rows = {hub["hub"]: hub for hub in document["hubs"]}
-    targets = [(3 / 5 + 3 / 6) / 2, (1 / 5 + 1 / 6) / 2, (0 + 1 / 6) / 2, (1 / 5 + 1 / 6) / 2]
-    assert [rows[hub]["targetShare"] for hub in HUBS] == pytest.approx(targets)
-
-    # With the weighted strategy alone, the target is what the webhook's own decisions reach.
-    weighted = write_policy(tmp_path, {"hubs": NEW_POLICY["hubs"]}, "weighted.json")
-    plain = simulate_json(
-        "--policy", str(weighted), "--devices", "20000", "--hubs", ",".join(HUBS)
-    )  # fmt: skip
-    shares = {hub["hub"]: hub["share"] for hub in plain["hubs"]}
-    assert [shares[hub] for hub in HUBS] == pytest.approx(targets, abs=0.01)
+    for row in rows.values():
+        assert row["share"] == row["devices"] / 20000
+        assert row["expectedShare"] == pytest.approx(row["share"], abs=0.01)
+    # The spare hub is only reachable through rule 'spares' (sim-1*, sim-2*: 1/8 of devices),
+    # where it shares with the half-drained third hub: 1/8 x (1/2 + 1/2 x 1/2).
+    assert rows[H3]["expectedShare"] == pytest.approx(3 / 32, abs=0.005)
     assert [(rows[hub]["weight"], rows[hub]["drain"]) for hub in HUBS] == [
         (3, 0),
         (1, 0),
         (1, 50),
         (1, 0),
     ]
-    for row in rows.values():
-        assert row["share"] == row["devices"] / 20000
+
+    # With the weighted strategy alone: weights 3, 1, 1, 1 with the third hub drained at 50 %,
+    # half the devices choose among weights 3, 1, 1 (of 5), the other half among all four.
+    weighted = write_policy(tmp_path, {"hubs": NEW_POLICY["hubs"]}, "weighted.json")
+    plain = simulate_json(
+        "--policy", str(weighted), "--devices", "20000", "--hubs", ",".join(HUBS)
+    )  # fmt: skip
+    targets = [(3 / 5 + 3 / 6) / 2, (1 / 5 + 1 / 6) / 2, (0 + 1 / 6) / 2, (1 / 5 + 1 / 6) / 2]
+    expected = {hub["hub"]: hub["expectedShare"] for hub in plain["hubs"]}
+    assert [expected[hub] for hub in HUBS] == pytest.approx(targets, abs=0.005)
+
+
+def test_a_rule_that_keeps_new_devices_off_a_hub_expects_none_there() -> None:
+    # The phased-migration example places first registrations on the new hubs only: the
+    # legacy hub is expected to get nothing, whatever its weight and drain.
+    example = ROOT / "examples" / "03-phased-migration" / "phases" / "drain-50.json"
+    legacy = "contoso-legacy-hub.azure-devices.net"
+    hubs = [legacy, "contoso-meters-1.azure-devices.net", "contoso-meters-2.azure-devices.net"]
+    document = simulate_json(
+        "--policy", str(example), "--devices", "5000", "--hubs", ",".join(hubs)
+    )
+    expected = {hub["hub"]: hub["expectedShare"] for hub in document["hubs"]}
+    assert expected[legacy] == 0
+    assert expected[hubs[1]] + expected[hubs[2]] == pytest.approx(1)
+
+
+def test_no_share_is_expected_where_a_strategy_s_odds_are_unknown(tmp_path: Path) -> None:
+    # The latency strategy follows each device's own measurements.
+    policy = write_policy(tmp_path, {"default": {"strategy": "latency"}})
+    payload = json.dumps({"latencyMs": {H0: 30, H1: 12, H2: 50, H3: 41}})
+    document = simulate_json(
+        "--policy", str(policy), "--devices", "100", "--hubs", ",".join(HUBS), "--payload", payload
+    )  # fmt: skip
+    assert {hub["hub"]: hub["devices"] for hub in document["hubs"]}[H1] == 100
+    assert [hub["expectedShare"] for hub in document["hubs"]] == [None] * len(HUBS)
 
 
 def test_movement_matches_a_recount_of_both_policies(tmp_path: Path) -> None:
@@ -201,7 +230,7 @@ def test_the_human_output_is_an_aligned_table_with_the_matrix(tmp_path: Path) ->
         "drain",
         "devices",
         "share",
-        "target",
+        "expected",
         "before",
         "change",
     ]

@@ -356,11 +356,12 @@ LOAD_ERRORS: list[tuple[str, Any, str, str]] = [
      'a condition must be an object, e.g. {"registrationId": {"startsWith": "toaster-"}}'),
     ("unknown field", {"serialNumber": {"equals": "1"}}, f"{AT}.serialNumber",
      "unknown field; fields: registrationId, enrollmentId, enrollmentType, attestation, "
-     "iotEdge, reprovision, currentHub, payload.<dotted path> (and all, any, not)"),
+     "iotEdge, reprovision, currentHub, payload.<dotted path>, lookup.<name>.<property> "
+     "(and all, any, not)"),
     ("misspelt field", {"registrationID": {"equals": "1"}}, f"{AT}.registrationID",
      "unknown field (did you mean 'registrationId'?); fields: registrationId, enrollmentId, "
-     "enrollmentType, attestation, iotEdge, reprovision, currentHub, payload.<dotted path> "
-     "(and all, any, not)"),
+     "enrollmentType, attestation, iotEdge, reprovision, currentHub, payload.<dotted path>, "
+     "lookup.<name>.<property> (and all, any, not)"),
     ("the whole payload", {"payload": {"exists": True}}, f"{AT}.payload",
      "a payload field names a dotted path, e.g. 'payload.modelId'"),
     ("empty payload path", {"payload.": {"exists": True}}, f'{AT}["payload."]',

@@ -26,6 +26,7 @@ import pytest
 from allocation.policy import Policy
 from allocation.sources import APP_ROOT, POLICY_FILE_SETTING, load_policy, policy_cache
 from allocation.webhook import WebhookResponse, handle
+from tests.azurite import ACCOUNT, ACCOUNT_KEY, free_port
 from tests.conftest import FIXTURES, call_function, encode, load_sample
 
 EXAMPLES = APP_ROOT / "examples"
@@ -34,6 +35,7 @@ TUTORIAL = EXAMPLES / "01-custom-allocation-tutorial"
 GEOGRAPHY = EXAMPLES / "02-geography"
 MIGRATION = EXAMPLES / "03-phased-migration"
 SITES = EXAMPLES / "04-site-affinity"
+INVENTORY = EXAMPLES / "05-inventory"
 MANY_CUSTOMERS = EXAMPLES / "06-many-customers"
 
 EXPECTED_SUFFIX = ".expected.json"
@@ -104,12 +106,42 @@ def allocate(body: dict[str, Any]) -> WebhookResponse:
 # -- every example -------------------------------------------------------------------------------
 
 
+def inventory_store(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, example: Path, state: str
+) -> None:
+    """ALLOCATION_STORAGE for an example with a ``devices.csv``: Azurite with the file loaded
+    into table ``devices``, or (``"store": "unreachable"`` in the expected answer) a port
+    nothing listens on."""
+    from allocation.inventory import read_rows
+    from allocation.storage.connection import StorageClients, connection_from_settings
+    from allocation.storage.tables import upsert_rows
+
+    if state == "unreachable":
+        endpoint = f"http://127.0.0.1:{free_port()}/{ACCOUNT}"
+        monkeypatch.setenv(
+            "ALLOCATION_STORAGE",
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+            f"TableEndpoint={endpoint};",
+        )
+        return
+    connection_string = request.getfixturevalue("azurite").connection_string
+    monkeypatch.setenv("ALLOCATION_STORAGE", connection_string)
+    clients = StorageClients(connection_from_settings({"ALLOCATION_STORAGE": connection_string}))
+    upsert_rows("devices", read_rows(example / "devices.csv"), clients)
+
+
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: f"{p.parent.parent.name}/{p.stem}")
 def test_each_sample_request_gets_the_answer_its_readme_quotes(
-    sample: Path, deploy: Callable[[Path], None]
+    sample: Path,
+    deploy: Callable[[Path], None],
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     expected = json.loads(expected_answer(sample).read_text(encoding="utf-8"))
-    deploy(sample.parent.parent / "policy.json")
+    example = sample.parent.parent
+    if (example / "devices.csv").exists():
+        inventory_store(request, monkeypatch, example, expected.get("store", "up"))
+    deploy(example / "policy.json")
 
     response = call_function("allocate", sample.read_bytes())
 
@@ -588,3 +620,41 @@ def test_site_affinity_variant_for_transparent_gateways_puts_each_gateway_with_i
                 assert answer["initialTwin"]["tags"] == {"siteId": site_id, "role": "gateway"}
         assert len(hubs) == 1
         assert hubs <= SITE_HUBS
+
+
+# -- 05: device inventory ----------------------------------------------------------------------
+
+
+def test_inventory_every_listed_meter_lands_where_its_row_says(
+    deploy: Callable[[Path], None],
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from allocation.inventory import read_rows
+
+    inventory_store(request, monkeypatch, INVENTORY, "up")
+    deploy(INVENTORY / "policy.json")
+    template = sample_body(INVENTORY, "contoso-meter")
+    shared = {"shared-1.azure-devices.net", "shared-2.azure-devices.net"}
+
+    for row in read_rows(INVENTORY / "devices.csv"):
+        answer = allocate(device(template, row.row_key))
+        assert answer.status == 200
+        hub = answer.body["iotHubHostName"]
+        assert hub == row.properties["hub"] if "hub" in row.properties else hub in shared
+        assert answer.body["initialTwin"] == {"tags": {"customer": row.properties["customer"]}}
+
+
+def test_inventory_readme_explain_command_answers_offline_from_the_csv() -> None:
+    from tests.conftest import run_cli
+
+    result = run_cli(
+        "explain", "examples/05-inventory/requests/contoso-meter.json",
+        "--policy", "examples/05-inventory/policy.json",
+        "--lookup", "inventory=examples/05-inventory/devices.csv",
+        env={"ALLOCATION_STORAGE": ""},
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert "lookup       inventory: hit (from the file)" in result.stdout
+    assert "-> contoso-dedicated.azure-devices.net" in result.stdout

@@ -107,3 +107,9 @@ def test_an_enrollment_is_checked_only_where_its_allocation_reaches() -> None:
 
     assert [p.path for p in toasters] == ["enrollments.toasters.rules[0].then.hub"]
     assert [p.path for p in other] == ["default.hubs[1]"]
+
+
+def test_a_static_hub_named_per_device_is_left_to_the_request() -> None:
+    policy = {"default": {"strategy": "static", "hub": "{payload.hub}"}}
+
+    assert unmatched(compile_policy(policy), LINKED) == []

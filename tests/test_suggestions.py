@@ -21,9 +21,9 @@ def problems_of(policy: object) -> list[str]:
 def test_a_misspelt_top_level_field_suggests_the_field() -> None:
     assert problems_of({"defualt": {"strategy": "weighted"}, "stikcy": True}) == [
         "defualt: unknown field (did you mean 'default'?); a policy has $schema, default, "
-        "enrollments, hubs, sticky",
+        "enrollments, hubs, lookups, sticky",
         "stikcy: unknown field (did you mean 'sticky'?); a policy has $schema, default, "
-        "enrollments, hubs, sticky",
+        "enrollments, hubs, lookups, sticky",
     ]
 
 
@@ -59,7 +59,7 @@ def test_misspelt_fields_inside_allocations_hubs_and_rules_suggest_the_field() -
 
 def test_an_unknown_field_close_to_nothing_gets_no_suggestion() -> None:
     assert problems_of({"zzzz": 1}) == [
-        "zzzz: unknown field; a policy has $schema, default, enrollments, hubs, sticky"
+        "zzzz: unknown field; a policy has $schema, default, enrollments, hubs, lookups, sticky"
     ]
 
 

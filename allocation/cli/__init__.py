@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-COMMANDS: Final = ("serve", "explain", "validate", "simulate", "schema", "publish")
+COMMANDS: Final = ("serve", "explain", "validate", "simulate", "schema", "publish", "inventory")
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1

@@ -21,16 +21,21 @@ from typing import Any
 from allocation import rendezvous
 from allocation.candidates import linked_candidates
 from allocation.cli import EXIT_FAILED, EXIT_OK, CommandError
-from allocation.cli.settings import apply_local_settings, read_policy
-from allocation.cli.simulate import aligned
+from allocation.cli.settings import (
+    add_lookup_option,
+    apply_local_settings,
+    read_policy,
+    with_offline_lookups,
+)
 from allocation.cli.validate import describe_source, source_document
-from allocation.context import RequestContext, context_from_request
+from allocation.context import LookupRows, RequestContext, context_from_request
 from allocation.decision import Decision, Step
 from allocation.errors import AllocationError
 from allocation.hostnames import host_key
 from allocation.policy import Policy
 from allocation.requests import parse_request
 from allocation.response import twin_applies
+from allocation.simulation.text import aligned
 from allocation.sources import LoadedPolicy
 from allocation.strategies.base import Delegate, Outcome
 from allocation.strategies.rules import Rules
@@ -62,6 +67,7 @@ def register(subcommands: Any) -> None:
         metavar="FILE",
         help="the policy file (default: the policy of this host's settings)",
     )
+    add_lookup_option(command)
     command.add_argument("--json", action="store_true", help="print one JSON document")
     command.set_defaults(run=run)
 
@@ -70,8 +76,11 @@ def run(args: argparse.Namespace) -> int:
     apply_local_settings()
     body = read_request(args.request)
     loaded = read_policy(args.policy)
-    response = handle(body, loaded.policy, log=_no_line)
-    explanation = explain(body, response, loaded)
+    offline = with_offline_lookups(loaded.policy, args.lookup)
+    response = handle(body, offline, log=_no_line)
+    explanation = explain(
+        body, response, loaded, frozenset(o.partition("=")[0] for o in args.lookup)
+    )
     if args.json:
         print(json.dumps(explanation, indent=2))
     else:
@@ -100,7 +109,12 @@ def _no_line(level: int, line: str) -> None:
 # -- the explanation, as one JSON-serialisable document -------------------------------------
 
 
-def explain(body: bytes, response: WebhookResponse, loaded: LoadedPolicy) -> dict[str, Any]:
+def explain(
+    body: bytes,
+    response: WebhookResponse,
+    loaded: LoadedPolicy,
+    offline: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
     policy = loaded.policy
     context = _context(body)
     decision = response.decision
@@ -130,7 +144,29 @@ def explain(body: bytes, response: WebhookResponse, loaded: LoadedPolicy) -> dic
     explanation["rules"] = [] if context is None else _rules_lists(context, policy, decision)
     applies, why = _initial_twin(response, context, decision)
     explanation["initialTwin"] = {"applies": applies, "why": why}
+    if response.lookups is not None and response.lookups.outcomes:
+        explanation["lookups"] = _lookups(response.lookups, offline)
     return explanation
+
+
+def _lookups(session: LookupRows, offline: frozenset[str]) -> dict[str, Any]:
+    """What each lookup that ran found, and whether the store or the cache answered."""
+    return {
+        name: {
+            "outcome": outcome,
+            "from": "cache"
+            if outcome.startswith("cached")
+            else ("file" if name in offline else "store"),
+            "row": session.rows.get(name),
+        }
+        for name, outcome in session.outcomes.items()
+    }
+
+
+def _answered_by(outcome: str, offline: bool) -> str:
+    if outcome.startswith("cached"):
+        return "cache"
+    return "file" if offline else "store"
 
 
 def _context(body: bytes) -> RequestContext | None:
@@ -280,6 +316,12 @@ def render_text(
     if "path" in explanation:
         lines.append(
             f"decision     {explanation['path']} -> {explanation['hub']} ({explanation['reason']})"
+        )
+    for name, found in explanation.get("lookups", {}).items():
+        row = found["row"]
+        lines.append(
+            f"lookup       {name}: {found['outcome']} (from the {found['from']}): "
+            + ("no row" if row is None else json.dumps(row, ensure_ascii=False))
         )
     if response.status == 403:
         lines.append(f"denied by    {response.body.get('rule')}")

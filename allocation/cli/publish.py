@@ -25,10 +25,10 @@ from allocation.cli.simulate import (
     _positive,
     allocate,
     device_template,
-    linked_hubs,
     minimum_moves,
     registration_ids,
 )
+from allocation.cli.simulate_inputs import linked_hubs
 from allocation.errors import PolicyError
 from allocation.policy import Policy, parse_policy
 from allocation.sources import POLICY_BLOB_SETTING, LoadedPolicy
@@ -230,6 +230,7 @@ def simulated_moves(new: Policy, old: Policy | None, devices: int, hubs: str | N
     if old is None:
         return "simulate: no valid live policy to compare with"
     template = device_template(DEFAULT_ENROLLMENT, linked_hubs(hubs, [new, old]), None)
+    outcomes, odds = allocate(new, template, registration_ids(0, devices), old=old)
     simulation = Simulation(
         devices=devices,
         seed=0,
@@ -238,7 +239,8 @@ def simulated_moves(new: Policy, old: Policy | None, devices: int, hubs: str | N
         linked=template.linked_hubs,
         loaded=LoadedPolicy(new, "file"),
         against=LoadedPolicy(old, "blob"),
-        outcomes=allocate(new, template, registration_ids(0, devices), old=old),
+        outcomes=outcomes,
+        expected=odds.expected(devices),
     )
     moved = simulation.moved
     minimum = minimum_moves(simulation.counts(0), simulation.counts(1))

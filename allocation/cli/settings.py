@@ -1,16 +1,21 @@
-"""What the command-line tools share: ``local.settings.json`` and the ``--policy`` option."""
+"""What the command-line tools share: ``local.settings.json``, the ``--policy`` option, and
+``--lookup NAME=FILE`` for lookups answered offline."""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import os
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import Final
 
 from allocation.cli import EXIT_FAILED, CommandError
 from allocation.errors import PolicyError, PolicyUnavailable
-from allocation.policy import parse_policy
+from allocation.inventory import InventoryError, InventoryRows
+from allocation.lookups import RowStore
+from allocation.policy import Policy, parse_policy
 from allocation.sources import APP_ROOT, LoadedPolicy, load_policy
 
 LOCAL_SETTINGS: Final = APP_ROOT / "local.settings.json"
@@ -60,3 +65,55 @@ def read_policy(path: str | None) -> LoadedPolicy:
     except PolicyError as error:
         lines = "\n".join(f"  {problem}" for problem in error.problems)
         raise CommandError(f"invalid policy {file}:\n{lines}", EXIT_FAILED) from None
+
+
+# -- --lookup NAME=FILE: a lookup answered offline from a CSV inventory --------------------------
+
+
+def add_lookup_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--lookup",
+        action="append",
+        default=[],
+        metavar="NAME=FILE.csv",
+        help=(
+            "answer the policy's lookup NAME from a CSV inventory (PartitionKey,RowKey,"
+            "<property>...) instead of its table; may be repeated"
+        ),
+    )
+
+
+def with_offline_lookups(policy: Policy, options: Sequence[str]) -> Policy:
+    """``policy`` with the lookups named by ``--lookup NAME=FILE`` read from those files."""
+    if not options:
+        return policy
+    declared = sorted(policy.lookups.specs) if policy.lookups is not None else []
+    stores: dict[str, RowStore] = {}
+    for option in options:
+        name, sep, file = option.partition("=")
+        if not sep or not name or not file:
+            raise CommandError(
+                f"--lookup {option!r}: write NAME=FILE.csv, e.g. inventory=devices.csv"
+            )
+        if name not in declared:
+            raise CommandError(
+                f"--lookup {name}: the policy has no lookup '{name}' "
+                f"(its lookups: {', '.join(declared) or 'none'})"
+            )
+        try:
+            stores[name] = InventoryRows.from_csv(Path(file))
+        except InventoryError as error:
+            raise CommandError(str(error)) from None
+    return policy.with_lookup_stores(stores)
+
+
+def offline_lookups(
+    loaded: LoadedPolicy, options: Sequence[str], strict: bool = True
+) -> LoadedPolicy:
+    """The policy with ``--lookup NAME=FILE`` answering its lookups; without ``strict``, a
+    lookup the policy does not declare is left out rather than an error (a policy compared
+    against may lack the new one's lookups)."""
+    if not strict:
+        declared = loaded.policy.lookups.specs if loaded.policy.lookups is not None else {}
+        options = [option for option in options if option.partition("=")[0] in declared]
+    return dataclasses.replace(loaded, policy=with_offline_lookups(loaded.policy, options))

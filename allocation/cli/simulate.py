@@ -8,11 +8,11 @@ and ``--payload`` as every device's payload. Only the registration ID differs be
 Registration IDs come from a seeded generator, so a run can be repeated, and with ``--against``
 both policies see the same devices.
 
-Target share: the *weighted target*, the share the weighted strategy gives each linked hub in
-expectation, drain included: each device avoids each hub at ``drain`` percent independently,
-and goes to one of the hubs it may use with probability weight / (their total weight). It is
-exact for the weighted strategy with no filter or rule; other strategies are compared with it
-as a reference.
+Expected share: computed from the candidates each device actually had, after rules, hub
+filters and drain (allocation.simulation.walk.StepCounts.expected): a device placed by weighted
+hashing counts weight / (total weight) for each hub it was eligible for, a device placed by
+``static`` or refused counts for its outcome. Where a strategy's odds cannot be stated (latency,
+plug-ins) no share is expected.
 
 Movement (``--against OLD``): *moved* counts the devices whose outcome differs between the two
 policies; the *minimum* is the fewest moves that turn the old counts into the new ones,
@@ -24,26 +24,36 @@ from __future__ import annotations
 
 import argparse
 import functools
-import itertools
 import json
-import random
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TextIO
+from typing import Any, Final
 
-from allocation.candidates import HubSettings, linked_candidates
+from allocation.candidates import Candidate, HubSettings, linked_candidates
 from allocation.cli import EXIT_OK, CommandError
-from allocation.cli.settings import apply_local_settings, read_policy
+from allocation.cli.settings import (
+    add_lookup_option,
+    apply_local_settings,
+    offline_lookups,
+    read_policy,
+)
+from allocation.cli.simulate_fleet import run_fleet
+from allocation.cli.simulate_inputs import PROGRESS_EVERY, Progress, linked_hubs, parse_payload
 from allocation.cli.validate import describe_source, source_document
 from allocation.context import RequestContext, context_from_request
 from allocation.decision import decide
 from allocation.errors import AllocationError
-from allocation.hostnames import host_key, is_host_name
+from allocation.lookups import with_lookups
 from allocation.policy import Policy
 from allocation.requests import parse_request
+from allocation.simulation.fleet import seeded_ids
+from allocation.simulation.quota import REGISTRATIONS_PER_MINUTE_PER_UNIT
+from allocation.simulation.reregister import CERTAIN, REPROVISION_POLICIES, result_of
+from allocation.simulation.text import aligned, percent, short_names
+from allocation.simulation.walk import StepCounts
 from allocation.sources import LoadedPolicy
 
 DEFAULT_ENROLLMENT: Final = "simulated"
@@ -54,22 +64,21 @@ NO_ELIGIBLE_HUB: Final = "(no_eligible_hub)"
 ALWAYS_SHOWN: Final = (DENIED, NO_ELIGIBLE_HUB)
 INTERNAL_ERROR: Final = "(internal_error)"
 
-PROGRESS_INTERVAL_SECONDS: Final = 0.1
-PROGRESS_EVERY: Final = 1024  # devices between looks at the clock
-
 
 def register(subcommands: Any) -> None:
     command: argparse.ArgumentParser = subcommands.add_parser(
         "simulate",
-        help="allocate N simulated devices; compare with another policy",
+        help="allocate N simulated devices, or re-register a fleet through phases",
         description=(
             "Allocate N simulated devices (seeded registration IDs) with the webhook's own "
-            "decision code and print how many land on each hub, their share, and the hub's "
-            "weighted target share (the weighted strategy's expected share, drain included). "
-            "With --against, the same devices are allocated under the old policy too: how many "
-            "move, from where to where (a matrix), against the fewest moves that turn the old "
-            "counts into the new ones. Each device is a first registration through a "
-            "symmetric-key enrollment group."
+            "decision code and print how many land on each hub, their share, and the share "
+            "expected from the candidates each device had. With --against, the same devices are "
+            "allocated under the old policy too: how many move, from where to where. With a "
+            "fleet that already exists (--from OLD_POLICY with --devices N, or --fleet "
+            "devices.csv), the fleet re-registers under --policy, or under each of --phases in "
+            "turn, from its current hubs: devices per hub before and after, the movement "
+            "matrix, devices kept by sticky or never-reprovision, refusals, the registrations "
+            "asked of DPS and their time at its quota."
         ),
         epilog=(
             "exit codes: 0 simulated (denied devices and devices with no eligible hub are "
@@ -82,9 +91,7 @@ def register(subcommands: Any) -> None:
         metavar="FILE",
         help="the policy file (default: the policy of this host's settings)",
     )
-    command.add_argument(
-        "--devices", metavar="N", type=_positive, required=True, help="how many devices"
-    )
+    command.add_argument("--devices", metavar="N", type=_positive, help="how many devices")
     command.add_argument(
         "--hubs",
         metavar="H1,H2,...",
@@ -108,8 +115,82 @@ def register(subcommands: Any) -> None:
     command.add_argument(
         "--seed", type=int, default=0, help="seed of the registration IDs (default: 0)"
     )
+    add_lookup_option(command)
     command.add_argument("--json", action="store_true", help="print one JSON document")
+
+    fleet = command.add_argument_group("a fleet that already exists, re-registering")
+    fleet.add_argument(
+        "--from",
+        dest="from_policy",
+        metavar="OLD_POLICY",
+        help="--devices N seeded devices, first placed by this policy",
+    )
+    fleet.add_argument(
+        "--fleet",
+        metavar="DEVICES.csv",
+        help="the fleet as registrationId,enrollmentId,currentHub[,payload JSON] lines",
+    )
+    fleet.add_argument(
+        "--phases",
+        metavar="DIR_OR_FILE",
+        nargs="+",
+        help=(
+            "policies deployed in turn, the fleet re-registering after each: files in this "
+            "order, a directory's *.json in natural order (drain-5 before drain-25)"
+        ),
+    )
+    fleet.add_argument(
+        "--reprovision",
+        choices=sorted(REPROVISION_POLICIES),
+        default="migrate",
+        help="the enrollment's reprovision policy (default: migrate, as DPS's own default)",
+    )
+    fleet.add_argument(
+        "--share",
+        metavar="P",
+        type=_percent_option,
+        default=100.0,
+        help="the stable P%% of the fleet that re-registers (default: 100)",
+    )
+    fleet.add_argument(
+        "--dps-units",
+        metavar="U",
+        type=_positive,
+        default=1,
+        help=(
+            f"DPS units, for the time at the quota ({REGISTRATIONS_PER_MINUTE_PER_UNIT:,} "
+            "registrations per minute per unit; default: 1)"
+        ),
+    )
+    fleet.add_argument(
+        "--device-behaviour",
+        choices=("instant", "reference"),
+        default="instant",
+        help=(
+            "when devices call DPS: all at once (instant), or as the reference client in "
+            "device/ spreads them (reference)"
+        ),
+    )
+    fleet.add_argument(
+        "--outcomes",
+        metavar="FILE.csv",
+        help="write every registration: registrationId,step,before,after,outcome",
+    )
+    fleet.add_argument(
+        "--html", metavar="REPORT.html", help="also write the report as a self-contained page"
+    )
+    # Options that add inputs to the simulated requests (device inventories, ...) go here.
     command.set_defaults(run=run)
+
+
+def _percent_option(text: str) -> float:
+    try:
+        number = float(text.rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a percentage: {text!r}") from None
+    if not 0 < number <= 100:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 100, not {text}")
+    return number
 
 
 def _positive(text: str) -> int:
@@ -124,15 +205,24 @@ def _positive(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     apply_local_settings()
-    loaded = read_policy(args.policy)
+    if args.from_policy is not None or args.fleet is not None or args.phases is not None:
+        return run_fleet(args)
+    if args.devices is None:
+        raise CommandError("give --devices N (or a fleet: --from OLD_POLICY, --fleet FILE)")
+    for name in ("outcomes", "html"):
+        if getattr(args, name) is not None:
+            raise CommandError(f"--{name} reports a fleet: give --from OLD_POLICY or --fleet")
+    loaded = offline_lookups(read_policy(args.policy), args.lookup)
     against = read_policy(args.against) if args.against is not None else None
+    if against is not None:
+        against = offline_lookups(against, args.lookup, strict=False)
     policies = [loaded.policy] if against is None else [loaded.policy, against.policy]
-    payload = _payload(args.payload)
+    payload = parse_payload(args.payload)
     template = device_template(args.enrollment, linked_hubs(args.hubs, policies), payload)
 
     started = time.perf_counter()
     progress = Progress(args.devices, sys.stderr) if sys.stderr.isatty() else None
-    outcomes = allocate(
+    outcomes, odds = allocate(
         loaded.policy,
         template,
         registration_ids(args.seed, args.devices),
@@ -150,6 +240,7 @@ def run(args: argparse.Namespace) -> int:
         loaded=loaded,
         against=against,
         outcomes=outcomes,
+        expected=odds.expected(args.devices),
     )
     if args.json:
         print(json.dumps(result.document(), indent=2))
@@ -161,45 +252,7 @@ def run(args: argparse.Namespace) -> int:
 # -- the devices -------------------------------------------------------------------------------
 
 
-def registration_ids(seed: int, count: int) -> Iterator[str]:
-    """``count`` registration IDs, the same for the same seed on every machine."""
-    bits = random.Random(seed).getrandbits
-    for _ in range(count):
-        yield f"sim-{bits(64):016x}"
-
-
-def linked_hubs(option: str | None, policies: Sequence[Policy]) -> list[str]:
-    if option is None:
-        # The policies' own hubs, in their order (their keys are lower case).
-        hubs = list(dict.fromkeys(name for policy in policies for name in policy.hubs))
-        if not hubs:
-            raise CommandError(
-                "the policy names no hubs: give the linked hubs with --hubs h1,h2,..."
-            )
-        return hubs
-    hubs = [name.strip() for name in option.split(",") if name.strip()]
-    if not hubs:
-        raise CommandError("--hubs names no hub")
-    bad = [name for name in hubs if not is_host_name(name)]
-    if bad:
-        raise CommandError(
-            f"--hubs: {', '.join(map(repr, bad))} "
-            + ("is not an IoT hub host name" if len(bad) == 1 else "are not IoT hub host names")
-            + " (such as my-hub.azure-devices.net)"
-        )
-    return hubs
-
-
-def _payload(option: str | None) -> Any:
-    if option is None:
-        return None
-    try:
-        payload = json.loads(option)
-    except ValueError as error:
-        raise CommandError(f"--payload is not JSON: {error}") from None
-    if not isinstance(payload, dict):
-        raise CommandError('--payload must be a JSON object, such as \'{"siteId": "s1"}\'')
-    return payload
+registration_ids = seeded_ids
 
 
 def device_template(enrollment: str, linked: Sequence[str], payload: Any) -> RequestContext:
@@ -222,15 +275,18 @@ def device_template(enrollment: str, linked: Sequence[str], payload: Any) -> Req
 # -- allocating --------------------------------------------------------------------------------
 
 
-def outcome(policy: Policy, context: RequestContext) -> str:
-    """The hub the webhook would answer, or the refusal in parentheses: ``(denied)``, ..."""
+def outcome(policy: Policy, context: RequestContext) -> tuple[str, tuple[Candidate, ...] | None]:
+    """The hub the webhook would answer, or the refusal in parentheses (``(denied)``, ...), and
+    the odds of that outcome (see allocation.simulation.reregister.Result)."""
     try:
-        return decide(policy, context).hub.name
+        result = result_of(decide(policy, with_lookups(policy.lookups, context)))
     except AllocationError as error:
-        return f"({error.code})"
+        return f"({error.code})", CERTAIN
     except Exception:
         # A defect, which the webhook answers with 500; count it rather than stop.
-        return INTERNAL_ERROR
+        return INTERNAL_ERROR, CERTAIN
+    assert result.hub is not None
+    return result.hub, result.odds
 
 
 def allocate(
@@ -239,10 +295,11 @@ def allocate(
     ids: Iterator[str],
     old: Policy | None = None,
     progress: Progress | None = None,
-) -> Counter[tuple[str, str]]:
-    """How many devices have each (outcome under ``old``, outcome under ``policy``); without
-    ``old`` the first is the second."""
+) -> tuple[Counter[tuple[str, str]], StepCounts]:
+    """How many devices have each (outcome under ``old``, outcome under ``policy``), without
+    ``old`` the first is the second; and the odds of the outcomes under ``policy``."""
     counts: Counter[tuple[str, str]] = Counter()
+    odds = StepCounts()
     # The template with another registration ID; faster than template._replace().
     fixed = template._asdict()
     del fixed["registration_id"]
@@ -250,74 +307,23 @@ def allocate(
     try:
         for index, registration_id in enumerate(ids):
             context = device(registration_id=registration_id)
-            new = outcome(policy, context)
-            counts[(new if old is None else outcome(old, context), new)] += 1
+            new, eligible = outcome(policy, context)
+            counts[(new if old is None else outcome(old, context)[0], new)] += 1
+            if eligible is CERTAIN:
+                odds.certain[new] += 1
+            elif eligible:
+                odds.weighted[eligible] += 1
+            else:
+                odds.unknown += 1
             if progress is not None and index % PROGRESS_EVERY == 0:
                 progress.show(index)
     finally:
         if progress is not None:
             progress.close()
-    return counts
-
-
-class Progress:
-    """A one-line progress bar on a terminal, redrawn at most every 0.1 s."""
-
-    def __init__(self, total: int, stream: TextIO) -> None:
-        self.total = total
-        self.stream = stream
-        self.started = time.monotonic()
-        self.shown = 0.0
-
-    def show(self, done: int) -> None:
-        now = time.monotonic()
-        if now - self.shown < PROGRESS_INTERVAL_SECONDS:
-            return
-        self.shown = now
-        width = 30
-        filled = width * done // self.total
-        self.stream.write(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {100 * done // self.total:3d}% "
-            f"{done:,}/{self.total:,} devices, {now - self.started:.1f} s"
-        )
-        self.stream.flush()
-
-    def close(self) -> None:
-        self.stream.write("\r\033[K")
-        self.stream.flush()
+    return counts, odds
 
 
 # -- the report --------------------------------------------------------------------------------
-
-
-# Partially drained hubs whose drained/undrained combinations are enumerated exactly; beyond
-# this many (never seen in practice) each is approximated by its expected weight.
-_EXACT_DRAIN_LIMIT = 14
-
-
-def target_shares(policy: Policy, linked: Sequence[str]) -> dict[str, float]:
-    """The weighted strategy's expected share of each linked hub, drain included."""
-    hubs = linked_candidates(linked, policy.hubs)
-    shares = dict.fromkeys((hub.name for hub in hubs), 0.0)
-    steady = [h for h in hubs if h.settings.drain <= 0]
-    partial = [h for h in hubs if 0 < h.settings.drain < 100]
-    if len(partial) > _EXACT_DRAIN_LIMIT:
-        weights = {h.name: h.weight * (1 - h.settings.drain / 100) for h in steady + partial}
-        total = sum(weights.values())
-        return {name: weights.get(name, 0.0) / total if total else 0.0 for name in shares}
-    # Every combination of drained and undrained partial hubs, with its probability.
-    for drained in itertools.product((False, True), repeat=len(partial)):
-        probability = 1.0
-        usable = list(steady)
-        for hub, is_drained in zip(partial, drained, strict=True):
-            p = hub.settings.drain / 100
-            probability *= p if is_drained else 1 - p
-            if not is_drained:
-                usable.append(hub)
-        total = sum(h.weight for h in usable)
-        for hub in usable:
-            shares[hub.name] += probability * hub.weight / total
-    return shares
 
 
 def minimum_moves(old: Mapping[str, int], new: Mapping[str, int]) -> int:
@@ -335,6 +341,7 @@ class Simulation:
     loaded: LoadedPolicy
     against: LoadedPolicy | None
     outcomes: Counter[tuple[str, str]]  # see allocate()
+    expected: Mapping[str | None, float] | None  # each outcome's expected share, if meaningful
 
     def counts(self, which: int) -> Counter[str]:
         """Devices per outcome under the new policy (1) or the old one (0)."""
@@ -367,8 +374,8 @@ class Simulation:
 
     def document(self) -> dict[str, Any]:
         new = self.counts(1)
-        targets = target_shares(self.loaded.policy, self.linked)
         settings = self.settings()
+        expected = self.expected
         document: dict[str, Any] = {
             "devices": self.devices,
             "seed": self.seed,
@@ -383,7 +390,7 @@ class Simulation:
                     "drain": settings[hub].drain,
                     "devices": new[hub],
                     "share": new[hub] / self.devices,
-                    "targetShare": targets[hub],
+                    "expectedShare": None if expected is None else expected.get(hub, 0.0),
                 }
                 for hub in self.linked
             ],
@@ -415,7 +422,7 @@ class Simulation:
     def text(self, seconds: float) -> str:
         new = self.counts(1)
         old = self.counts(0) if self.against is not None else None
-        targets = target_shares(self.loaded.policy, self.linked)
+        expected = self.expected
         settings = self.settings()
         lines = [
             f"{self.devices:,} devices (seed {self.seed}) of enrollment "
@@ -425,7 +432,7 @@ class Simulation:
             + (f"; against: {_source(self.against)}" if self.against is not None else ""),
             "",
         ]
-        header = ["hub", "weight", "drain", "devices", "share", "target"]
+        header = ["hub", "weight", "drain", "devices", "share", "expected"]
         if old is not None:
             header += ["before", "change"]
         table = [header]
@@ -436,13 +443,13 @@ class Simulation:
                 "" if hub is None else str(hub.weight),
                 "" if hub is None or not hub.drain else f"{hub.drain:g}%",
                 f"{new[row]:,}",
-                _percent(new[row] / self.devices),
-                "" if hub is None else _percent(targets[row]),
+                percent(new[row] / self.devices),
+                "-" if expected is None else percent(expected.get(row, 0.0)),
             ]
             if old is not None:
                 cells += [f"{old[row]:,}", f"{new[row] - old[row]:+,}"]
             table.append(cells)
-        total = ["total", "", "", f"{self.devices:,}", _percent(1.0), ""]
+        total = ["total", "", "", f"{self.devices:,}", percent(1.0), ""]
         if old is not None:
             total += [f"{self.devices:,}", ""]
         table.append(total)
@@ -452,9 +459,9 @@ class Simulation:
             minimum = minimum_moves(old, new)
             lines += [
                 "",
-                f"moved: {self.moved:,} devices ({_percent(self.moved / self.devices)}); "
+                f"moved: {self.moved:,} devices ({percent(self.moved / self.devices)}); "
                 f"the fewest moves between these counts: {minimum:,} "
-                f"({_percent(minimum / self.devices)})",
+                f"({percent(minimum / self.devices)})",
                 "from (rows: --against) to (columns: --policy):",
             ]
             lines += self._matrix_text()
@@ -463,7 +470,7 @@ class Simulation:
     def _matrix_text(self) -> list[str]:
         seen = self.seen()
         rows = [row for row in self.rows() if row in self.linked or row in seen]
-        labels = _short_names(rows)
+        labels = short_names(rows)
         table = [["", *(labels[row] for row in rows)]]
         for before in rows:
             cells = [labels[before]]
@@ -474,30 +481,5 @@ class Simulation:
         return aligned(table, left={0})
 
 
-def _short_names(rows: Sequence[str]) -> dict[str, str]:
-    """Host names by their first label, where that is unambiguous."""
-    first = {row: row.split(".", 1)[0] if not row.startswith("(") else row for row in rows}
-    unique = Counter(host_key(label) for label in first.values())
-    return {row: label if unique[host_key(label)] == 1 else row for row, label in first.items()}
-
-
 def _source(loaded: LoadedPolicy) -> str:
     return f"{describe_source(loaded)} (fingerprint {loaded.policy.fingerprint})"
-
-
-def _percent(share: float) -> str:
-    return f"{100 * share:.2f}%"
-
-
-def aligned(rows: Sequence[Sequence[str]], left: set[int]) -> list[str]:
-    """Rows of cells as lines of aligned columns: those in ``left`` to the left, the rest (the
-    numbers) to the right. Rows may differ in length."""
-    columns = max(len(row) for row in rows)
-    widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(columns)]
-    return [
-        "  ".join(
-            cell.ljust(widths[i]) if i in left else cell.rjust(widths[i])
-            for i, cell in enumerate(row)
-        ).rstrip()
-        for row in rows
-    ]

@@ -210,10 +210,18 @@ def summary(loaded: LoadedPolicy, named: bool) -> str:
     user named the file."""
     policy = loaded.policy
     origin = "" if named else f"{describe_source(loaded)}, "
+    lookups = (
+        ""
+        if policy.lookups is None
+        else ", lookups: "
+        + ", ".join(
+            f"{name} (table {spec.table})" for name, spec in sorted(policy.lookups.specs.items())
+        )
+    )
     return (
         f"policy ok: {_count(len(policy.hubs), 'hub')}, "
         f"{_count(len(policy.enrollments), 'enrollment')}, "
-        f"strategies: {', '.join(sorted(policy.strategies))} "
+        f"strategies: {', '.join(sorted(policy.strategies))}{lookups} "
         f"({origin}fingerprint {policy.fingerprint})"
     )
 
