@@ -2,9 +2,9 @@
 
 ``python -m benchmarks.trivial_host --port P`` serves an ASGI app that reads the request body
 and answers a fixed allocation, on uvicorn configured exactly as ``python -m allocation serve``
-configures it (allocation/cli/serve.py: one worker, uvicorn's own access log off, warnings
-only, lifespan on), with the same logging set-up, and the real host's own application class
-(lifespan, access log) around a route that answers at once.
+configures it (allocation/cli/server.py: one worker, the same protocol and limits, uvicorn's
+own access log off, warnings only, lifespan on), with the same logging set-up, and the real
+host's own application class (lifespan, access log) around a route that answers at once.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import argparse
 import logging
 import sys
 
-import uvicorn
-
+from allocation.cli import server
 from allocation.local_host import AccessLog, LocalHost, Receive, Scope, Send
 
 BODY = b'{"iotHubHostName":"contoso-bench-hub-00.azure-devices.net"}'
@@ -42,16 +41,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    config = uvicorn.Config(
-        TrivialHost(access=AccessLog(sys.stderr)),
-        host=args.host,
-        port=args.port,
-        access_log=False,
-        log_level="warning",
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-    )
-    uvicorn.Server(config).run()
+    app = TrivialHost(access=AccessLog(sys.stderr))
+    server.Server(server.config(app, host=args.host, port=args.port)).run()
 
 
 if __name__ == "__main__":

@@ -4,19 +4,20 @@ Keys work as the Functions host does them (see allocation.local_host). Keys come
 ``ALLOCATION_FUNCTION_KEYS`` (comma-separated), which ``local.settings.json``'s ``Values`` may
 hold, read the way ``func start`` reads them. Without a key the host answers anonymously, and
 only on a loopback address: bound anywhere else without a key, it refuses to start.
+
+The address is bound before anything is said about it: a port in use, a port out of range or a
+host that does not resolve is one line on stderr and exit code 2, and "listening" is only
+printed once the socket listens. Limits on connections and time: allocation.cli.server.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import ipaddress
 import logging
 import os
-import signal
+import socket
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -60,7 +61,7 @@ def is_loopback(host: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     try:
         # Imported here: the CLI's other commands, and the Function, never need a server.
-        import uvicorn  # noqa: PLC0415
+        from allocation.cli import server  # noqa: PLC0415
     except ImportError:
         raise CommandError(
             "the local host needs uvicorn: pip install -r requirements-local.txt"
@@ -78,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
             f"refusing to serve {args.host} without a function key: set {KEYS_SETTING} "
             "(comma-separated keys), or bind a loopback address such as 127.0.0.1"
         )
+    sockets = listen(args.host, args.port, server.BACKLOG)
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     say = logging.getLogger("allocation.serve").info
@@ -93,43 +95,46 @@ def run(args: argparse.Namespace) -> int:
     except PolicyUnavailable as error:
         # Served anyway, as the Function would be: 503 until the policy is fixed.
         say(f"policy unavailable, answering 503: {error.message}")
-    say(f"listening on http://{args.host}:{args.port}/api/allocate")
+    port = sockets[0].getsockname()[1]
+    say(f"listening on http://{_url_host(args.host)}:{port}/api/allocate")
 
-    config = uvicorn.Config(
-        LocalHost(keys, AccessLog(sys.stderr)),
-        host=args.host,
-        port=args.port,
-        access_log=False,  # ours redacts function keys from the query
-        log_level="warning",
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-    )
-    _server_class()(config).run()
+    app = LocalHost(keys, AccessLog(sys.stderr))
+    server.Server(server.config(app)).run(sockets=sockets)
     say("stopped")
     return EXIT_OK
 
 
-def _server_class() -> Any:
-    import uvicorn  # noqa: PLC0415
+def listen(host: str, port: int, backlog: int) -> list[socket.socket]:
+    """Listening sockets on every address ``host`` resolves to (``localhost``: IPv4 and IPv6,
+    as uvicorn would bind them), or a CommandError that says why not in one line."""
+    if not 0 <= port < 65536:
+        raise CommandError(f"cannot listen on port {port}: a port is a number from 0 to 65535")
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as error:
+        reason = error.strerror if isinstance(error, socket.gaierror) else str(error)
+        raise CommandError(f"cannot listen on {host}: {reason}") from None
+    sockets: list[socket.socket] = []
+    unique = list(dict.fromkeys(addresses))
+    # Port 0 lets the system choose a free port: one address, so that there is one port to say.
+    for family, kind, protocol, _, address in unique[:1] if port == 0 else unique:
+        sock = socket.socket(family, kind, protocol)
+        sockets.append(sock)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                # As asyncio does: the IPv6 socket must not also claim the IPv4 port.
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(backlog)
+        except OSError as error:
+            for opened in sockets:
+                opened.close()
+            where = f"[{address[0]}]" if family == socket.AF_INET6 else address[0]
+            reason = (error.strerror or str(error)).lower()
+            raise CommandError(f"cannot listen on {where}:{port}: {reason}") from None
+    return sockets
 
-    class GracefulServer(uvicorn.Server):
-        """Finishes in-flight requests on SIGINT/SIGTERM, then exits with status 0.
 
-        uvicorn re-raises the signal after its graceful shutdown, so the process would end
-        "killed by SIGTERM"; a service manager or a test expects a normal exit.
-        """
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            if threading.current_thread() is not threading.main_thread():
-                yield
-                return
-            handled = (signal.SIGINT, signal.SIGTERM)
-            previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
-            try:
-                yield
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
-
-    return GracefulServer
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
