@@ -46,7 +46,7 @@ import functools
 import math
 import operator
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, Final, NamedTuple, Protocol
 
 from allocation.context import (
@@ -61,6 +61,7 @@ from allocation.context import (
 from allocation.errors import PolicyError, Problem
 from allocation.hostnames import host_key
 from allocation.paths import JsonPath, format_path
+from allocation.suggestions import did_you_mean
 
 # The longest string a regex is run against; longer values never match. RE2 is linear-time
 # already; the bound keeps even that linear cost small for a device-controlled string.
@@ -435,7 +436,7 @@ class _Compiler:
             return FieldSpec(JSON, reader)
         self.problem(
             at,
-            f"unknown field{_did_you_mean(key, [*FIELDS, 'all', 'any', 'not'])}; "
+            f"unknown field{did_you_mean(key, [*FIELDS, 'all', 'any', 'not'])}; "
             f"fields: {FIELD_LIST} (and all, any, not)",
         )
         return None
@@ -465,7 +466,7 @@ class _Compiler:
         if name not in OPERATORS:
             self.problem(
                 at,
-                f"unknown operator{_did_you_mean(name, OPERATORS)}; "
+                f"unknown operator{did_you_mean(name, OPERATORS)}; "
                 f"operators: {', '.join(OPERATORS)}",
             )
             return None
@@ -478,15 +479,6 @@ class _Compiler:
         except _BadOperand as bad:
             self.problem((*at, *bad.where), bad.message)
             return None
-
-
-def _did_you_mean(name: str, known: Sequence[str]) -> str:
-    import difflib  # noqa: PLC0415 - only a policy with a typo needs it
-
-    close = difflib.get_close_matches(name, known, n=1) or [
-        k for k in known if k.lower() == name.lower()
-    ]
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _compares(name: str) -> str:

@@ -34,19 +34,18 @@ from allocation.context import DECLARED_LOOKUPS
 from allocation.errors import PolicyError, Problem
 from allocation.hostnames import host_key, is_host_name
 from allocation.limits import MAX_RENDERED_BYTES
-from allocation.options import options_validator, problems_from
+from allocation.options import COMMON_FIELDS, options_validator, problems_from
 from allocation.paths import JsonPath, format_path
 from allocation.shapes import STRING, nullable, optional
 from allocation.strategies.base import Allocation, NestedAllocationInvalid, Strategy
 from allocation.strategies.plugins import ENTRY_POINT_GROUP
+from allocation.suggestions import did_you_mean
 from allocation.templates import JsonTemplate, compile_json
 
 if TYPE_CHECKING:
     from allocation.lookups import Lookups, RowStore
 
 DEFAULT_POLICY_TEXT: Final = '{"default": {"strategy": "weighted"}}'
-
-COMMON_FIELDS: Final = frozenset({"strategy", "hubs", "initialTwin", "payload", "sticky"})
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,9 @@ class Policy:
     sticky: bool
     fingerprint: str  # identifies the policy's content without revealing it
     strategies: frozenset[str]  # every strategy name the policy uses
+    # Every allocation, nested ones included, in document order: for checks over the whole
+    # tree (validate --linked-hubs) that requests never need.
+    allocations: tuple[Allocation, ...] = field(default=(), repr=False, compare=False)
     # The policy's lookups, with their caches; None when it declares none.
     lookups: Lookups | None = field(default=None, compare=False)
     _candidates: CandidateCache = field(init=False, repr=False, compare=False)
@@ -137,9 +139,15 @@ class _Compiler:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
         self.strategies: set[str] = set()
+        # Keyed by the order allocations start compiling in, i.e. document order (a nested
+        # allocation finishes before the one that holds it).
+        self.compiled: dict[int, Allocation] = {}
+        self._started = 0
 
     def allocation(self, raw: Any, at: JsonPath, parent: _Parent) -> Allocation | None:
         """Compile one allocation; on problems, record them and return None."""
+        order = self._started
+        self._started += 1
         if not isinstance(raw, dict):
             self._problem(
                 at, 'must be an object with a \'strategy\', e.g. {"strategy": "weighted"}'
@@ -169,7 +177,7 @@ class _Compiler:
         strategy = self._strategy(name, raw, at, here)
         if strategy is None or len(self.problems) > before:
             return None
-        return Allocation(
+        allocation = Allocation(
             path=format_path(at),
             strategy=strategy,
             hub_filter=hub_filter,
@@ -179,6 +187,8 @@ class _Compiler:
             raw_initial_twin=merged_twin,
             raw_payload=merged_payload,
         )
+        self.compiled[order] = allocation
+        return allocation
 
     def _strategy(
         self, name: str, raw: dict[str, Any], at: JsonPath, here: _Parent
@@ -188,7 +198,8 @@ class _Compiler:
             known = ", ".join(sorted(strategies.BUILTIN))
             self._problem(
                 (*at, "strategy"),
-                f"unknown strategy '{name}'; built in: {known}; a plug-in is named "
+                f"unknown strategy '{name}'{did_you_mean(name, strategies.BUILTIN)}; built in: "
+                f"{known}; a plug-in is named "
                 f"'package.module:Name' or registered under '{ENTRY_POINT_GROUP}'",
             )
             return None
@@ -252,7 +263,9 @@ class _Compiler:
                         self._problem((*twin_at, "properties", "desired"), "must be an object")
             else:
                 self._problem(
-                    (*twin_at, key), "unknown field; an initial twin has 'tags' and 'properties'"
+                    (*twin_at, key),
+                    f"unknown field{did_you_mean(key, ('tags', 'properties'))}; an initial twin "
+                    "has 'tags' and 'properties'",
                 )
         return raw
 
@@ -367,7 +380,9 @@ def _compile_policy(raw: dict[str, Any]) -> Policy:
     for key in raw:
         if key not in TOP_LEVEL_FIELDS:
             known = ", ".join(sorted(TOP_LEVEL_FIELDS))
-            compiler._problem((key,), f"unknown field; a policy has {known}")
+            compiler._problem(
+                (key,), f"unknown field{did_you_mean(key, TOP_LEVEL_FIELDS)}; a policy has {known}"
+            )
     schema = raw.get("$schema")
     if schema is not None and not isinstance(schema, str):
         compiler._problem(("$schema",), "must be a string")
@@ -406,6 +421,7 @@ def _compile_policy(raw: dict[str, Any]) -> Policy:
         sticky=sticky,
         fingerprint=hashlib.sha256(canonical.encode()).hexdigest()[:16],
         strategies=frozenset(compiler.strategies),
+        allocations=tuple(compiler.compiled[order] for order in sorted(compiler.compiled)),
         lookups=lookups,
     )
 
@@ -439,7 +455,7 @@ def _hubs(raw: Any, compiler: _Compiler) -> dict[str, HubSettings]:
         try:
             hub: HubDocument = HUB.validate_python(raw_hub)
         except ValidationError as error:
-            compiler.problems.extend(problems_from(error, at))
+            compiler.problems.extend(problems_from(error, at, HUB.fields))
             continue
         hubs[host_key(name)] = HubSettings(
             hub["weight"], hub["region"], frozenset(hub["tags"]), hub["drain"]

@@ -1,4 +1,5 @@
-"""``python -m allocation``: the local host and the operator's tools, on the core entry point.
+"""``python -m allocation`` (installed: ``dps-allocation``): the local host and the operator's
+tools, on the core entry point.
 
 Each command lives in its own module with ``register(subcommands)``, which adds its parser and
 sets ``run``, a function of the parsed arguments that returns the exit code. Errors go to
@@ -15,6 +16,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Final
 
 COMMANDS: Final = ("serve", "explain", "validate", "simulate", "schema", "publish", "inventory")
@@ -22,6 +24,9 @@ COMMANDS: Final = ("serve", "explain", "validate", "simulate", "schema", "publis
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
+
+# The console script that `pip install -e .` puts on PATH (pyproject.toml, [project.scripts]).
+SCRIPT: Final = "dps-allocation"
 
 
 class CommandError(Exception):
@@ -34,7 +39,7 @@ class CommandError(Exception):
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
-        prog="python -m allocation",
+        prog=SCRIPT if Path(sys.argv[0]).stem == SCRIPT else "python -m allocation",
         description="DPS custom allocation webhook: local host and policy tools.",
     )
     subcommands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -44,9 +49,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    try:
+        top = parser()
+    except ModuleNotFoundError as error:
+        return _missing_dependency(error)
+    args = top.parse_args(argv)
     try:
         code: int = args.run(args)
+    except ModuleNotFoundError as error:
+        return _missing_dependency(error)
     except CommandError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
@@ -58,3 +69,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_FAILED
     return code
+
+
+def _missing_dependency(error: ModuleNotFoundError) -> int:
+    """A dependency that is not installed, said in one line with the command that installs it.
+
+    Run by a Python outside the project's virtual environment, the first import of pydantic-core
+    (say) fails; a traceback would hide the one thing to do.
+    """
+    missing = (error.name or "").partition(".")[0]
+    if not missing or missing == "allocation":
+        raise error  # the package itself is broken: the traceback is the useful answer
+    requirements = Path(__file__).resolve().parents[2] / "requirements-local.txt"
+    print(
+        f"error: the module '{missing}' is not installed for {sys.executable}: activate the "
+        "project's virtual environment, or install the dependencies into this one: "
+        f"python -m pip install -r {requirements}",
+        file=sys.stderr,
+    )
+    return EXIT_USAGE

@@ -38,6 +38,7 @@ from allocation.strategies.base import (
     NestedAllocationInvalid,
     Outcome,
 )
+from allocation.suggestions import did_you_mean
 
 DENY: Final = "deny"
 OTHERWISE: Final = "otherwise"
@@ -146,7 +147,11 @@ class _Builder:
             self.problem(at, 'a rule is an object: {"name": .., "when": {..}, "then": {..}}')
             return None
         for key in [key for key in raw if key not in RULE_FIELDS]:
-            self.problem((*at, key), "unknown field; a rule has name, when and then")
+            self.problem(
+                (*at, key),
+                f"unknown field{did_you_mean(key, ('name', 'when', 'then'))}; a rule has name, "
+                "when and then",
+            )
         for key in ("when", "then"):
             if key not in raw:
                 self.problem((*at, key), "required field is missing")
