@@ -26,7 +26,7 @@ from allocation.limits import (
     MAX_RENDERED_BYTES,
 )
 from allocation.policy import compile_policy
-from allocation.policy_sources import APP_ROOT
+from allocation.sources import APP_ROOT
 from allocation.templates import Budget, RenderedTooLarge, spend_json
 from allocation.webhook import handle
 from tests.conftest import encode, make_request
