@@ -1,7 +1,7 @@
 """Azurite, the real storage server, run by the tests on free loopback ports and stopped by PID.
 
-`.ci/run` installs the npm package into the git-ignored ``.azurite/``; a developer can do the same
-with ``npm install --no-save --prefix .azurite azurite@3.35.0``.
+The npm package lives in the git-ignored ``.azurite/``: `.ci/run` installs it there, and so does
+the first test that needs it when it is missing.
 """
 
 from __future__ import annotations
@@ -25,14 +25,19 @@ ACCOUNT_KEY: Final = (
 
 
 def azurite_executable() -> str:
+    """Azurite from .azurite/, installed there with npm on first use (as .ci/run does), so that
+    the test command alone works on a fresh checkout that has Node.js."""
     local = ROOT / ".azurite" / "node_modules" / ".bin" / "azurite"
+    if not local.exists() and shutil.which("npm") is not None:
+        subprocess.run(
+            ["npm", "install", "--no-save", "--no-audit", "--no-fund", "--silent",
+             "--prefix", str(ROOT / ".azurite"), f"azurite@{AZURITE_VERSION}"],
+            check=False, stdout=subprocess.DEVNULL, timeout=600,
+        )  # fmt: skip
     if local.exists():
         return str(local)
-    found = shutil.which("azurite")
-    if found:
-        return found
     raise RuntimeError(
-        "Azurite is not installed: run "
+        "Azurite is not installed and npm could not install it: install Node.js, then run "
         f"`npm install --no-save --prefix .azurite azurite@{AZURITE_VERSION}` (as .ci/run does)"
     )
 
