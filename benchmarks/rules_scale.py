@@ -68,6 +68,8 @@ def _discard(level: int, line: str) -> None:
 
 @contextlib.contextmanager
 def min_rules(count: int) -> Iterator[None]:
+    """The linear switch, for the benchmark and the tests: policies compiled inside index lists
+    of ``count`` rules or more (1: always; a huge count: never)."""
     from allocation import rule_index  # noqa: PLC0415
 
     saved = rule_index.MIN_RULES

@@ -8,9 +8,7 @@ rule by rule answers: the same status, body and decision trace.
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,20 +23,10 @@ from allocation.requests import parse_request
 from allocation.rule_index import RuleIndex, glob_prefix, value_key
 from allocation.strategies.rules import Rules
 from allocation.webhook import WebhookResponse, handle
+from benchmarks.rules_scale import min_rules
 from tests.conftest import encode, make_request
 
 HUBS = ["eu-1.azure-devices.net", "EU-2.azure-devices.net", "us-1.azure-devices.net"]
-
-
-@contextlib.contextmanager
-def min_rules(count: int) -> Iterator[None]:
-    """The linear switch: policies compiled inside index lists of ``count`` rules or more."""
-    saved = rule_index.MIN_RULES
-    rule_index.MIN_RULES = count
-    try:
-        yield
-    finally:
-        rule_index.MIN_RULES = saved
 
 
 def indexed_and_linear(policy: Any) -> tuple[Policy, Policy]:
