@@ -123,7 +123,3 @@ class StorageClients:
             if self._table is None:
                 self._table = table_service_client(self.connection)
             return self._table
-
-    def reset(self) -> None:
-        with self._lock:
-            self._blob = self._table = None
