@@ -16,13 +16,16 @@ from pydantic_core import CoreSchema, SchemaValidator
 from pydantic_core import core_schema as cs
 
 from allocation.hostnames import HOST_NAME_PATTERN
-from allocation.limits import MAX_LINKED_HUBS
+from allocation.limits import MAX_LINKED_HUBS, MAX_REGISTRATION_ID_LENGTH
 from allocation.shapes import ANY, BOOLEAN, STRING, json_object, nullable, optional
 
 # The pattern of allocation.hostnames, checked by pydantic-core's own regex engine (no Python
 # call per hub); allocation.requests rewords its error message.
 HOST_NAME: Final = cs.str_schema(strict=True, max_length=253, pattern=HOST_NAME_PATTERN)
 NON_EMPTY: Final = cs.str_schema(strict=True, min_length=1)
+REGISTRATION_ID: Final = cs.str_schema(
+    strict=True, min_length=1, max_length=MAX_REGISTRATION_ID_LENGTH
+)
 
 
 class ReprovisionPolicy(TypedDict):
@@ -128,7 +131,7 @@ REQUEST_SCHEMA: Final = cs.no_info_after_validator_function(
                     _dps_object(
                         IndividualEnrollment,
                         {
-                            "registrationId": NON_EMPTY,
+                            "registrationId": REGISTRATION_ID,
                             "deviceId": optional(nullable(STRING)),
                             **_ENROLLMENT_FIELDS,
                         },
@@ -138,7 +141,7 @@ REQUEST_SCHEMA: Final = cs.no_info_after_validator_function(
             "deviceRuntimeContext": _dps_object(
                 DeviceRuntimeContext,
                 {
-                    "registrationId": NON_EMPTY,
+                    "registrationId": REGISTRATION_ID,
                     "currentIotHubHostName": optional(
                         cs.no_info_before_validator_function(_empty_is_absent, nullable(HOST_NAME))
                     ),

@@ -19,6 +19,11 @@ POLICY_CHECK_SECONDS: Final = 5.0
 # The longest a plug-in strategy may take to choose; past it the request gets a 503.
 PLUGIN_TIMEOUT_SECONDS: Final = 2.0
 
+# A registration ID, in characters: DPS supports registration IDs up to 128 characters long
+# (DPS terminology, "Registration ID"), so a longer one never comes from DPS. Refused before
+# any work that reads it.
+MAX_REGISTRATION_ID_LENGTH: Final = 128
+
 # Hubs in linkedHubs. DPS links at most 50 hubs to an instance; the bound keeps the hashing
 # work of one request (hubs x key length) small whatever a caller sends.
 MAX_LINKED_HUBS: Final = 256

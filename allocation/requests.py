@@ -25,7 +25,12 @@ from pydantic_core import ValidationError
 
 from allocation.contract import REQUEST, AllocationRequest
 from allocation.errors import InvalidRequest, Problem, RequestTooLarge
-from allocation.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_PAYLOAD_KEYS
+from allocation.limits import (
+    MAX_BODY_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_PAYLOAD_KEYS,
+    MAX_REGISTRATION_ID_LENGTH,
+)
 from allocation.paths import format_path
 
 _BOM: Final = b"\xef\xbb\xbf"
@@ -101,7 +106,7 @@ def parse_request(body: bytes) -> AllocationRequest:
     # Most bodies hold few values and are checked by walking them; a body of many values costs
     # the parser far more than its bytes cost the raw checks (benchmarks/worst_body.py).
     payload = _payload_of(document)
-    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+    if _brackets_at_most(body, MAX_JSON_DEPTH):
         # Too few brackets to nest past the limit, as in nearly every real request: only the
         # payload is left to walk, and the envelope's fifty-odd values are not (a quarter of
         # the local host's throughput, measured with benchmarks/local_host.py).
@@ -137,6 +142,21 @@ def parse_request(body: bytes) -> AllocationRequest:
 
 
 _TOO_DEEP: Final = f"the body nests deeper than {MAX_JSON_DEPTH} levels"
+
+
+def _brackets_at_most(body: bytes, limit: int) -> bool:
+    """Whether ``body`` holds at most ``limit`` opening brackets. bytes.find scans with memchr
+    and stops at the limit; bytes.count reads every byte, which on a 96 KiB body of few
+    brackets cost three quarters of what json.loads takes on it."""
+    seen = 0
+    for bracket in (b"[", b"{"):
+        at = body.find(bracket)
+        while at >= 0:
+            seen += 1
+            if seen > limit:
+                return False
+            at = body.find(bracket, at + 1)
+    return True
 
 
 def _payload_of(document: Any) -> Any:
@@ -197,7 +217,10 @@ def _invalid(error: ValidationError) -> InvalidRequest:
     if first["type"] == "dict_type" and not first["loc"]:
         return InvalidRequest(f"the body must be a JSON object, not {_json_type(first['input'])}")
     problems = [
-        Problem(format_path(tuple(detail["loc"])), _reworded(detail["type"], detail["msg"]))
+        Problem(
+            format_path(tuple(detail["loc"])),
+            _reworded(detail["type"], detail["loc"], detail["msg"]),
+        )
         for detail in details
     ]
     return InvalidRequest(
@@ -206,8 +229,14 @@ def _invalid(error: ValidationError) -> InvalidRequest:
     )
 
 
-def _reworded(error_type: str, message: str) -> str:
-    # Host names are the only patterned or length-limited strings of the contract.
+def _reworded(error_type: str, at: tuple[int | str, ...], message: str) -> str:
+    # Host names and registration IDs are the only patterned or length-limited strings of the
+    # contract.
+    if error_type == "string_too_long" and at[-1:] == ("registrationId",):
+        return (
+            f"must be at most {MAX_REGISTRATION_ID_LENGTH} characters, the longest registration "
+            "ID DPS supports"
+        )
     if error_type in ("string_pattern_mismatch", "string_too_long"):
         return "must be an IoT hub host name such as 'my-hub.azure-devices.net'"
     return message

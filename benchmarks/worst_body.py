@@ -4,9 +4,10 @@ A device controls its payload, and DPS passes up to 96 KiB of it. For each polic
 ``examples/``, bodies that fill the limit are built from one of the example's own requests, with
 hostile values at every payload path the policy reads (and at the payload itself): huge strings,
 brackets and escapes inside strings, nesting to the limit and past it, many keys, long lists of
-numbers, and a long registration ID hashed against the most linked hubs DPS may send. Each body
-is answered by the core entry point (``allocation.webhook.handle``, the decision line formatted
-at INFO) and parsed by ``json.loads``, both timed as the minimum of several runs taken in turns.
+numbers, a registration ID longer than DPS allows, and the longest it allows hashed against the
+most linked hubs we accept. Each body is answered by the core entry point
+(``allocation.webhook.handle``, the decision line formatted at INFO) and parsed by
+``json.loads``, both timed as the minimum of several runs taken in turns.
 The figure of an example is its worst body, timed again in longer runs, with ``json.loads`` of
 that same body as its baseline: the work a request makes us do must stay within a small
 multiple of reading it at all.
@@ -21,7 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from allocation.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_LINKED_HUBS, MAX_PAYLOAD_KEYS
+from allocation.limits import (
+    MAX_BODY_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_LINKED_HUBS,
+    MAX_PAYLOAD_KEYS,
+    MAX_REGISTRATION_ID_LENGTH,
+)
 from allocation.policy import Policy, parse_policy
 from allocation.webhook import handle
 from benchmarks.in_process import info_logging
@@ -108,6 +115,9 @@ def _values(depth_left: int) -> dict[str, Callable[[int], Any]]:
         "string": lambda n: "x" * n,
         "brackets-in-string": lambda n: "[{" * (n // 2),
         "escapes": lambda n: "\u00e9\n" * (n // 8),
+        # Written as \u escapes (json.dumps escapes every non-ASCII character).
+        "unicode-escapes": lambda n: "\u00e9" * (n // 6),
+        "surrogate-pair-escapes": lambda n: "\U0001f600" * (n // 12),
         "nested-string": lambda n: _nested(depth_left - 1, "x" * n),
         "nested-objects": lambda n: [_nested(depth_left - 2, 0) for _ in range(n // 200)],
         "many-keys": lambda n: {f"k{i}": 0 for i in range(min(n // 8, MAX_PAYLOAD_KEYS - 10))},
@@ -133,13 +143,25 @@ def hostile_bodies(example: Path) -> Iterator[Body]:
             yield Body(f"{family} at payload{'.' if path else ''}{path}", _fill(make, place))
     hubs = [f"h{i:03d}-{'x' * 40}.azure-devices.net" for i in range(MAX_LINKED_HUBS)]
 
-    def long_id(n: int) -> dict[str, Any]:
+    def many_hubs(registration_id: str, pad: str) -> dict[str, Any]:
         document = json.loads(json.dumps(base))
-        document["deviceRuntimeContext"]["registrationId"] = "r" * n
+        document["deviceRuntimeContext"]["registrationId"] = registration_id
         document["linkedHubs"] = [*base["linkedHubs"], *hubs][:MAX_LINKED_HUBS]
+        if pad:
+            document["pad"] = pad  # a field DPS may add one day: read, then ignored
         return document
 
-    yield Body("long registration ID, 256 linked hubs", _fill(lambda n: n, long_id))
+    # Longer than DPS allows: refused by the contract, which must cost little.
+    yield Body(
+        "registration ID filling the body, 256 linked hubs",
+        _fill(lambda n: many_hubs("r" * n, ""), lambda document: document),
+    )
+    # The longest that is answered, hashed against every hub, the rest of the body filled.
+    longest = "r" * MAX_REGISTRATION_ID_LENGTH
+    yield Body(
+        "longest registration ID, 256 linked hubs",
+        _fill(lambda n: many_hubs(longest, "x" * n), lambda document: document),
+    )
 
 
 def _ratio(policy: Policy, body: bytes, runs: int) -> float:

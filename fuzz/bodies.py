@@ -13,7 +13,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from allocation.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_PAYLOAD_KEYS
+from allocation.limits import (
+    MAX_BODY_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_PAYLOAD_KEYS,
+    MAX_REGISTRATION_ID_LENGTH,
+)
 from fuzz.policies import HUB_A, HUB_B, HUB_C, TOASTERS
 
 FIXTURES: Final = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
@@ -170,7 +175,8 @@ def seed_bodies() -> dict[str, bytes]:
         "keys-past-limit": encode(request(payload=keyed_payload(MAX_PAYLOAD_KEYS + 1, 3))),
         "size-at-limit": padded(request(), MAX_BODY_BYTES),
         "size-past-limit": padded(request(), MAX_BODY_BYTES + 1),
-        "registration-id-at-limit": _long_registration_id(MAX_BODY_BYTES),
+        "registration-id-at-limit": encode(request("r" * MAX_REGISTRATION_ID_LENGTH)),
+        "registration-id-filling-the-body": _long_registration_id(MAX_BODY_BYTES),
         "hub-with-space": encode(request(linked_hubs=(HUB_A, f" {HUB_B}"))),
         "duplicate-keys": b'{"linkedHubs":["not a hub"],' + encode(request())[1:],
         "bom": b"\xef\xbb\xbf" + encode(request(), compact=False),

@@ -9,7 +9,8 @@ contract-valid, with hostile values (200; 413 where the body ends up over 96 KiB
                        hub names in odd case, current hub in another case or spelled
                        ``currentIoTHubHostName`` or empty, unknown fields, a BOM, pretty
                        printing, duplicate JSON keys (the last one counts)
-    ``long-id``        registration IDs of up to the body limit
+    ``long-id``        registration IDs of up to the 128 characters DPS supports; longer ones,
+                       up to the body limit, get a 400
     ``hub-case``       duplicates in ``linkedHubs`` differing only by case: counted once, the
                        device gets the same hub as without them
     ``numbers``        -0, 1e-400, the largest double, 10^300, 4300-digit integers
@@ -42,7 +43,12 @@ from typing import Any, Final
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from allocation.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_PAYLOAD_KEYS
+from allocation.limits import (
+    MAX_BODY_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_PAYLOAD_KEYS,
+    MAX_REGISTRATION_ID_LENGTH,
+)
 from fuzz.bodies import (
     ENVELOPE_DEPTH,
     PAYLOAD_DEPTH_LIMIT,
@@ -281,7 +287,12 @@ def envelope_cases(draw: st.DrawFn) -> Case:
 
 @st.composite
 def long_id_cases(draw: st.DrawFn) -> Case:
-    return _case("long-id", encode(draw(valid_documents(long_text()))), 200)
+    longest = st.text(hostile_chars, min_size=1, max_size=MAX_REGISTRATION_ID_LENGTH)
+    document = draw(valid_documents(longest | long_text()))
+    if len(document["deviceRuntimeContext"]["registrationId"]) <= MAX_REGISTRATION_ID_LENGTH:
+        return _case("long-id", encode(document), 200)
+    # Longer than DPS supports: not a DPS request.
+    return _case("long-id", encode(document), 400, "deviceRuntimeContext.registrationId")
 
 
 @st.composite
@@ -353,15 +364,17 @@ def size_cases(draw: st.DrawFn) -> Case:
     size = MAX_BODY_BYTES + delta
     if draw(st.booleans()):
         body = padded(document, size)
-    else:  # the registration ID takes the rest
-        runtime = document["deviceRuntimeContext"]
-        runtime["registrationId"] = "r"
-        missing = size - len(encode(document))
-        if missing < 0:
-            return _case("size", encode(document), 200)
-        runtime["registrationId"] = "r" * (missing + 1)
-        body = encode(document)
-    return _case("size", body, 200 if len(body) <= MAX_BODY_BYTES else 413)
+        return _case("size", body, 200 if len(body) <= MAX_BODY_BYTES else 413)
+    # The registration ID takes the rest: far longer than DPS allows (a 400), when the body is
+    # not too large to read at all (a 413).
+    runtime = document["deviceRuntimeContext"]
+    runtime["registrationId"] = "r"
+    missing = size - len(encode(document))
+    if missing < 0:
+        return _case("size", encode(document), 200)
+    runtime["registrationId"] = "r" * (missing + 1)
+    body = encode(document)
+    return _case("size", body, 400, "deviceRuntimeContext.registrationId")
 
 
 # -- hostile-invalid requests ------------------------------------------------------------------

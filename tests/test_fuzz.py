@@ -66,7 +66,8 @@ def _seed_status(name: str) -> int:
         return 200 if name.startswith("fixture-group-") else 400
     if name == "size-past-limit":
         return 413
-    invalid = ("nan", "infinity", "out-of-range", "nesting-past-limit", "keys-past-limit")
+    invalid = ("nan", "infinity", "out-of-range", "nesting-past-limit", "keys-past-limit",
+               "registration-id-filling-the-body")  # fmt: skip
     return 400 if name in (*invalid, "hub-with-space", "lone-surrogates") else 200
 
 

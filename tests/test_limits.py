@@ -23,6 +23,7 @@ from allocation.limits import (
     MAX_JSON_DEPTH,
     MAX_LINKED_HUBS,
     MAX_PAYLOAD_KEYS,
+    MAX_REGISTRATION_ID_LENGTH,
     MAX_RENDERED_BYTES,
 )
 from allocation.policy import compile_policy
@@ -270,19 +271,33 @@ class CountingMmh3:
         return mmh3.hash_bytes(data, *args, **kwargs)
 
 
-def test_a_long_registration_id_is_hashed_in_bounded_work(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_registration_id_filling_the_body_is_refused_before_any_hashing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """256 linked hubs each hashed a 96 KiB registration ID again: 40 times what json.loads
-    takes on the body. A key past 256 bytes is hashed once, then as its first 256 bytes and
-    that digest."""
+    takes on the body. DPS supports registration IDs of up to 128 characters, so such a request
+    is refused by the contract, and nothing is hashed."""
     hubs = [f"hub-{n:03d}.azure-devices.net" for n in range(MAX_LINKED_HUBS)]
     base = len(encode(make_request("", hubs)))
-    long_id = "r" * (MAX_BODY_BYTES - base)
     counter = CountingMmh3()
     monkeypatch.setattr(rendezvous, "mmh3", counter)
-    response = handle(encode(make_request(long_id, hubs)))
-    assert response.status == 200
+    response = handle(encode(make_request("r" * (MAX_BODY_BYTES - base), hubs)))
+    assert response.status == 400
+    assert counter.bytes == 0
+
+
+def test_the_longest_registration_id_is_hashed_in_bounded_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """128 characters of 4-byte UTF-8 are 512 bytes: past 256 bytes a key is hashed once, then
+    as its first 256 bytes and that digest, for each of 256 hubs."""
+    hubs = [f"hub-{n:03d}.azure-devices.net" for n in range(MAX_LINKED_HUBS)]
+    long_id = "\U0001f600" * MAX_REGISTRATION_ID_LENGTH
+    counter = CountingMmh3()
+    monkeypatch.setattr(rendezvous, "mmh3", counter)
+    assert handle(encode(make_request(long_id, hubs))).status == 200
     per_hub = len("hub-000.azure-devices.net\n") + MAX_HASH_KEY_LENGTH + 16
-    assert counter.bytes <= len(long_id) + MAX_LINKED_HUBS * per_hub
+    assert counter.bytes <= len(long_id.encode()) + MAX_LINKED_HUBS * per_hub
 
 
 def test_long_keys_that_share_their_first_256_bytes_still_spread() -> None:

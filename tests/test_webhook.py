@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from allocation.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH
+from allocation.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_REGISTRATION_ID_LENGTH
 from allocation.policy import compile_policy, default_policy, parse_policy
 from allocation.webhook import handle
 from tests.conftest import encode, load_sample, make_request
@@ -314,11 +314,11 @@ def test_one_structured_line_per_decision(caplog: pytest.LogCaptureFixture) -> N
 
 
 @pytest.mark.parametrize("refused", [False, True], ids=["allocated", "refused"])
-def test_a_long_registration_id_is_cut_in_log_lines(
+def test_a_long_enrollment_id_is_cut_in_log_lines(
     caplog: pytest.LogCaptureFixture, refused: bool
 ) -> None:
-    """A registration ID may fill the 96 KiB body; the line keeps its first 256 characters and
-    says how many more there were."""
+    """An enrollment group ID may fill the 96 KiB body; the line keeps its first 256 characters
+    and says how many more there were."""
     caplog.set_level(logging.INFO, logger="allocation")
     policy = compile_policy(
         {
@@ -329,12 +329,28 @@ def test_a_long_registration_id_is_cut_in_log_lines(
             }
         }
     )
-    assert handle(encode(make_request("r" * 90_000)), policy).status == (403 if refused else 200)
+    request = make_request(enrollment_group="g" * 90_000)
+    assert handle(encode(request), policy).status == (403 if refused else 200)
 
     [record] = caplog.records
     line = json.loads(record.getMessage())
-    assert line["registrationId"] == "r" * 256 + f"... ({90_000 - 256} more characters)"
+    assert line["enrollment"] == "g" * 256 + f"... ({90_000 - 256} more characters)"
     assert len(record.getMessage()) < 1024
+
+
+@pytest.mark.parametrize("individual", [False, True], ids=["group", "individual"])
+def test_a_registration_id_longer_than_dps_allows_is_refused(individual: bool) -> None:
+    """DPS supports registration IDs of up to 128 characters: a longer one is not from DPS, and
+    is refused before a rule reads it or a hub is hashed with it."""
+    assert handle(encode(make_request("r" * MAX_REGISTRATION_ID_LENGTH))).status == 200
+    response = handle(
+        encode(make_request("r" * (MAX_REGISTRATION_ID_LENGTH + 1), individual=individual))
+    )
+    assert response.status == 400
+    paths = {detail["path"] for detail in response.body["details"]}
+    runtime = "deviceRuntimeContext.registrationId"
+    assert paths == ({runtime, "individualEnrollment.registrationId"} if individual else {runtime})
+    assert "at most 128 characters" in response.body["message"]
 
 
 def test_refusals_are_logged_once_too(caplog: pytest.LogCaptureFixture) -> None:
