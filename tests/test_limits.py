@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from allocation import rendezvous
+from allocation import rendezvous, requests
 from allocation.candidates import Candidate
 from allocation.conditions import MAX_REGEX_INPUT
 from allocation.errors import PolicyError
@@ -312,6 +312,16 @@ def test_keys_within_the_bound_are_hashed_as_they_always_were() -> None:
 
 
 # -- nesting is measured outside strings, on the parsed body or on its bytes -------------------
+
+
+@given(
+    st.binary(max_size=200) | st.text("[{}] x", max_size=200).map(str.encode), st.integers(0, 40)
+)
+def test_the_bracket_count_that_skips_the_envelope_walk_is_exact(body: bytes, limit: int) -> None:
+    """Bodies of at most MAX_JSON_DEPTH brackets have only their payload walked: the count that
+    decides it stops at the limit, and must agree with counting every bracket."""
+    expected = body.count(b"[") + body.count(b"{") <= limit
+    assert requests._brackets_at_most(body, limit) is expected
 
 
 def strings_with_json_syntax() -> st.SearchStrategy[str]:
