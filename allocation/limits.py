@@ -24,9 +24,11 @@ PLUGIN_TIMEOUT_SECONDS: Final = 2.0
 # any work that reads it.
 MAX_REGISTRATION_ID_LENGTH: Final = 128
 
-# Hubs in linkedHubs. DPS links at most 50 hubs to an instance; the bound keeps the hashing
-# work of one request (hubs x key length) small whatever a caller sends.
-MAX_LINKED_HUBS: Final = 256
+# Hubs in linkedHubs. DPS links at most 50 hubs to an instance, a limit that cannot be raised
+# (the DPS limits page), and linkedHubs lists some of them; the bound, a margin above that,
+# keeps the work of one request (host names validated, hashed and looked up) small whatever a
+# caller sends. At 256, one request could cost three times what json.loads takes on its body.
+MAX_LINKED_HUBS: Final = 64
 
 # Object keys in a device's payload, counted at every level. 10,000 is far beyond any real
 # payload and still fits the body limit.
@@ -43,7 +45,7 @@ MAX_RENDERED_BYTES: Final = 32 * 1024
 MAX_HASH_KEY_LENGTH: Final = 256
 
 # Hubs held by each cache of what is derived from a linkedHubs list (allocation.hub_list_cache):
-# 16 lists of 256 hubs, or 400 of 10. Real deployments send a few distinct lists; the bound caps
+# 64 lists of 64 hubs, or 400 of 10. Real deployments send a few distinct lists; the bound caps
 # what a caller sending endless variations makes us hold, at about 1 KB per hub of the longest
 # host names.
 MAX_CACHED_HUBS: Final = 4096

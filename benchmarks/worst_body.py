@@ -153,13 +153,13 @@ def hostile_bodies(example: Path) -> Iterator[Body]:
 
     # Longer than DPS allows: refused by the contract, which must cost little.
     yield Body(
-        "registration ID filling the body, 256 linked hubs",
+        f"registration ID filling the body, {MAX_LINKED_HUBS} linked hubs",
         _fill(lambda n: many_hubs("r" * n, ""), lambda document: document),
     )
     # The longest that is answered, hashed against every hub, the rest of the body filled.
     longest = "r" * MAX_REGISTRATION_ID_LENGTH
     yield Body(
-        "longest registration ID, 256 linked hubs",
+        f"longest registration ID, {MAX_LINKED_HUBS} linked hubs",
         _fill(lambda n: many_hubs(longest, "x" * n), lambda document: document),
     )
 

@@ -30,8 +30,9 @@ def long_hub_lists(lists: int, hubs: int = MAX_LINKED_HUBS) -> Iterator[list[str
 
 
 def test_caches_of_linked_hub_lists_hold_bounded_memory() -> None:
-    """1,024 lists of 256 long host names each: the caches keep at most MAX_CACHED_HUBS hubs
-    each, whatever a caller sends. Unbounded, they held 212 MiB."""
+    """1,024 lists of the most long host names a list may hold: the caches keep at most
+    MAX_CACHED_HUBS hubs each, whatever a caller sends. Unbounded, 1,024 lists of 256 such
+    names held 212 MiB."""
     bodies = (encode(make_request(linked_hubs=hubs)) for hubs in long_hub_lists(1024))
     gc.collect()
     tracemalloc.start()
@@ -45,7 +46,7 @@ def test_caches_of_linked_hub_lists_hold_bounded_memory() -> None:
     assert statuses == {200}
     # Four caches (candidates, narrowing, drain, distinct lists) of MAX_CACHED_HUBS hubs, each
     # hub a Candidate and its strings at about 1 KB: about 17 MB. The figure is in BENCHMARKS.md.
-    print(f"held after 1,024 lists of 256 hubs: {held / 2**20:.1f} MiB")
+    print(f"held after 1,024 lists of {MAX_LINKED_HUBS} hubs: {held / 2**20:.1f} MiB")
     assert held <= 4 * MAX_CACHED_HUBS * 1100 + 2**20, f"{held / 2**20:.1f} MiB held"
 
 

@@ -286,11 +286,22 @@ def test_a_registration_id_filling_the_body_is_refused_before_any_hashing(
     assert counter.bytes == 0
 
 
+def test_linked_hubs_are_bounded_just_above_what_dps_can_link() -> None:
+    """DPS links at most 50 hubs to an instance. Up to 64 are answered; past that, each request
+    could make us validate and hash hundreds of host names, and is refused."""
+    hubs = [f"hub-{n:03d}.azure-devices.net" for n in range(MAX_LINKED_HUBS + 1)]
+    assert MAX_LINKED_HUBS == 64
+    assert handle(encode(make_request("device-1", hubs[:MAX_LINKED_HUBS]))).status == 200
+    response = handle(encode(make_request("device-1", hubs)))
+    assert response.status == 400
+    assert [detail["path"] for detail in response.body["details"]] == ["linkedHubs"]
+
+
 def test_the_longest_registration_id_is_hashed_in_bounded_work(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """128 characters of 4-byte UTF-8 are 512 bytes: past 256 bytes a key is hashed once, then
-    as its first 256 bytes and that digest, for each of 256 hubs."""
+    as its first 256 bytes and that digest, for each linked hub."""
     hubs = [f"hub-{n:03d}.azure-devices.net" for n in range(MAX_LINKED_HUBS)]
     long_id = "\U0001f600" * MAX_REGISTRATION_ID_LENGTH
     counter = CountingMmh3()

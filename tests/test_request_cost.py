@@ -3,7 +3,7 @@
 For every shipped example policy, the hostile bodies of benchmarks/worst_body.py (huge strings,
 brackets and escapes in strings, nesting to the limit and past it, many keys, long lists of
 numbers, at every payload path the policy reads; a registration ID longer than DPS allows, and
-the longest it allows over 256 linked hubs), each filling the 96 KiB limit, are answered within fuzz.invariants' budget: twice
+the longest it allows over the most linked hubs accepted), each filling the 96 KiB limit, are answered within fuzz.invariants' budget: twice
 json.loads of the same body plus 1 ms, timed again in turns with json.loads when over it. A
 policy with lookups runs without a table store here: its answers are 503 lookup_unavailable,
 after every check of the body.
