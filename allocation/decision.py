@@ -79,7 +79,7 @@ def decide(policy: Policy, context: RequestContext) -> Decision:
     steps: list[Step] = []
     while True:
         filtered = allocation.hub_filter.narrow(candidates) if allocation.hub_filter else candidates
-        eligible = undrained(context.registration_id, filtered)
+        eligible = undrained(context.registration_id, filtered) if policy.drains else filtered
         strategy = allocation.strategy
 
         seen = (allocation.path, strategy.name, candidates, filtered, eligible)

@@ -62,9 +62,12 @@ class Policy:
     # The policy's lookups, with their caches; None when it declares none.
     lookups: Lookups | None = field(default=None, compare=False)
     _candidates: CandidateCache = field(init=False, repr=False, compare=False)
+    # Whether any hub drains: most policies have none, and their requests skip drain entirely.
+    drains: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_candidates", CandidateCache(self.hubs))
+        object.__setattr__(self, "drains", any(hub.drain for hub in self.hubs.values()))
 
     def candidates(self, linked_hubs: tuple[str, ...]) -> tuple[Candidate, ...]:
         """The request's linked hubs as candidates, with this policy's settings for each."""
