@@ -375,7 +375,7 @@ def access_line(scope: Scope, status: int, started: float) -> str:
     )
 
 
-# A host calls from a few addresses with one method: their escaped form is kept.
+# DPS calls from a few addresses, always with POST: the escaped pair is kept, not redone.
 @functools.lru_cache(maxsize=256)
 def _logged_peer(address: str, method: str) -> str:
     """The line's start: the client's address, then the quote and method of the request."""
