@@ -34,6 +34,7 @@ from allocation.webhook import handle
 from benchmarks.in_process import info_logging
 from benchmarks.report import Figure, Target
 from benchmarks.timing import batch, interleaved, loops_for
+from fuzz.bodies import padded
 
 GROUP = "worst-body"
 EXAMPLES: Final = Path(__file__).resolve().parent.parent / "examples"
@@ -143,24 +144,22 @@ def hostile_bodies(example: Path) -> Iterator[Body]:
             yield Body(f"{family} at payload{'.' if path else ''}{path}", _fill(make, place))
     hubs = [f"h{i:03d}-{'x' * 40}.azure-devices.net" for i in range(MAX_LINKED_HUBS)]
 
-    def many_hubs(registration_id: str, pad: str) -> dict[str, Any]:
+    def many_hubs(registration_id: str) -> dict[str, Any]:
         document = json.loads(json.dumps(base))
         document["deviceRuntimeContext"]["registrationId"] = registration_id
         document["linkedHubs"] = [*base["linkedHubs"], *hubs][:MAX_LINKED_HUBS]
-        if pad:
-            document["pad"] = pad  # a field DPS may add one day: read, then ignored
         return document
 
     # Longer than DPS allows: refused by the contract, which must cost little.
     yield Body(
         f"registration ID filling the body, {MAX_LINKED_HUBS} linked hubs",
-        _fill(lambda n: many_hubs("r" * n, ""), lambda document: document),
+        _fill(lambda n: "r" * n, many_hubs),
     )
-    # The longest that is answered, hashed against every hub, the rest of the body filled.
-    longest = "r" * MAX_REGISTRATION_ID_LENGTH
+    # The longest that is answered, hashed against every hub; an unknown field (read, then
+    # ignored) fills the rest.
     yield Body(
         f"longest registration ID, {MAX_LINKED_HUBS} linked hubs",
-        _fill(lambda n: many_hubs(longest, "x" * n), lambda document: document),
+        padded(many_hubs("r" * MAX_REGISTRATION_ID_LENGTH), MAX_BODY_BYTES),
     )
 
 
