@@ -1,15 +1,17 @@
 """Request bytes to a validated request: parse, validate, and enforce the documented limits.
 
-The body's size is checked first. pydantic-core's JSON parser then reads it (refusing NaN and
-Infinity anywhere, which are not JSON; its own nesting limit, about 200 levels, keeps any body
-from making it work hard), the body's nesting is checked against ours, the contract's schema
-validates it, and last come the device payload's size in keys and its numbers.
+The body's size is checked first. The faster of two JSON parsers for it then reads it
+(``json_parsers``: both refuse NaN and Infinity anywhere, which are not JSON, and their own
+nesting limit keeps any body from making them work hard), the body's nesting is checked
+against ours, the contract's schema validates it, and last come the device payload's size in
+keys and its numbers.
 
 A device controls up to 96 KiB of the body, so the checks cost less than parsing it
-(``benchmarks/worst_body.py``): a body of few values is walked once parsed; a larger one is
-checked on its raw bytes in C (bytes methods, one regular expression), and its payload walked
-in Python only when counts taken on the raw bytes cannot rule out too many keys or a number
-beyond a double's range.
+(``benchmarks/worst_body.py``): a body of few values is walked once parsed; one of many values
+in few containers has each container looked at in C; one of many containers is checked on its
+raw bytes in C (bytes methods, one regular expression), and its payload walked in Python only
+when counts taken on the raw bytes cannot rule out too many keys or a number beyond a double's
+range.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import itertools
 import math
 import operator
 import re
+from collections.abc import Iterable
 from typing import Any, Final, NamedTuple
 
-import pydantic_core
 from pydantic_core import ValidationError
 
 from allocation.contract import REQUEST, AllocationRequest
 from allocation.errors import InvalidRequest, Problem, RequestTooLarge
+from allocation.json_parsers import parse_json
 from allocation.limits import (
     MAX_BODY_BYTES,
     MAX_JSON_DEPTH,
@@ -91,22 +94,15 @@ def parse_request(body: bytes) -> AllocationRequest:
     if not body.strip(_JSON_WHITESPACE):
         # What `curl --data @missing-file` sends; the parser would say "EOF while parsing".
         raise InvalidRequest("the request body is empty: send the DPS allocation request as JSON")
+    few_containers = _brackets_at_most(body, MAX_JSON_DEPTH)
     try:
-        # The parser has its own nesting limit (about 200 levels), so it is safe on any body.
-        # Caching strings cost a third more on a payload of 10,000 distinct keys, and a request
-        # repeats few strings.
-        document = pydantic_core.from_json(body, allow_inf_nan=False, cache_strings=False)
-    except ValueError as error:
-        reason = str(error)
-        if "recursion limit" in reason:
-            raise InvalidRequest(_TOO_DEEP) from None
-        if "escape" in reason:
-            reason += " (JSON strings must be Unicode text: no lone surrogates)"
-        raise InvalidRequest(f"the body is not JSON: {reason}") from None
+        document = parse_json(body, few_containers)
+    except RecursionError:
+        raise InvalidRequest(_TOO_DEEP) from None
     # Most bodies hold few values and are checked by walking them; a body of many values costs
     # the parser far more than its bytes cost the raw checks (benchmarks/worst_body.py).
     payload = _payload_of(document)
-    if _brackets_at_most(body, MAX_JSON_DEPTH):
+    if few_containers:
         # Too few brackets to nest past the limit, as in nearly every real request: only the
         # payload is left to walk, and the envelope's fifty-odd values are not (a quarter of
         # the local host's throughput, measured with benchmarks/local_host.py).
@@ -115,16 +111,26 @@ def parse_request(body: bytes) -> AllocationRequest:
             if isinstance(payload, (dict, list))
             else _Shape(False, 0, isinstance(payload, float) and not math.isfinite(payload))
         )
+        shape = walked
     else:
         walked = _walk(document, payload)
-    shape = walked if walked is not None else _shape(body)
-    if shape.deeper_than_limit:
+        shape = walked if walked is not None else _shape(body)
+    if shape is not None and shape.deeper_than_limit:
         raise InvalidRequest(_TOO_DEEP)
     try:
         request: AllocationRequest = REQUEST.validate_python(document)
     except ValidationError as error:
         raise _invalid(error) from None
-    if walked is None:
+    if walked is not None:
+        if walked.huge_number_syntax:
+            raise _not_finite()
+        if walked.keys > MAX_PAYLOAD_KEYS:
+            raise _too_many_keys(walked.keys)
+    elif shape is None:
+        # Many values in few containers: each container is looked at in C, and the raw checks
+        # would cost more (a payload of 10,000 short strings: 0.9 times json.loads).
+        _check_payload(payload)
+    else:
         # The raw shape counts every key as sent, the envelope's too, and any exponent.
         if shape.keys > MAX_PAYLOAD_KEYS:
             outside = _keys_outside(document, payload)
@@ -134,10 +140,6 @@ def parse_request(body: bytes) -> AllocationRequest:
                 raise _too_many_keys(shape.keys - outside)
         if shape.huge_number_syntax:
             _check_payload(payload)
-    elif shape.huge_number_syntax:
-        raise _not_finite()
-    elif shape.keys > MAX_PAYLOAD_KEYS:
-        raise _too_many_keys(shape.keys)
     return request
 
 
@@ -318,11 +320,23 @@ def _check_payload(payload: Any) -> None:
             if isinstance(item, float) and not math.isfinite(item):
                 raise _not_finite()
             continue
+        if _all_strings(item):
+            continue
         kinds = set(map(type, item))
         if float in kinds and any(infinity in item for infinity in _INFINITIES):
             raise _not_finite()
         if dict in kinds or list in kinds:
             pending.extend(value for value in item if isinstance(value, (dict, list)))
+
+
+def _all_strings(values: Iterable[Any]) -> bool:
+    """Whether every one of ``values`` is a string: joining them, in C, cost a quarter of
+    taking the set of their types."""
+    try:
+        "".join(values)
+    except TypeError:
+        return False
+    return True
 
 
 def _not_finite() -> InvalidRequest:

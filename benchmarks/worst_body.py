@@ -119,6 +119,11 @@ def _values(depth_left: int) -> dict[str, Callable[[int], Any]]:
         # Written as \u escapes (json.dumps escapes every non-ASCII character).
         "unicode-escapes": lambda n: "\u00e9" * (n // 6),
         "surrogate-pair-escapes": lambda n: "\U0001f600" * (n // 12),
+        # As dense in escapes, in many values, which cost json.loads more than pydantic-core.
+        "escaped-strings": lambda n: ["\u00e9"] * (n // 9),
+        "escaped-objects": lambda n: [{"a": "\u00e9"}] * (n // 15),
+        # One backslash in sixteen bytes: where the parser changes (allocation/json_parsers.py).
+        "sparse-unicode-escapes": lambda n: ("\u00e9" + "x" * 10) * (n // 16),
         "nested-string": lambda n: _nested(depth_left - 1, "x" * n),
         "nested-objects": lambda n: [_nested(depth_left - 2, 0) for _ in range(n // 200)],
         "many-keys": lambda n: {f"k{i}": 0 for i in range(min(n // 8, MAX_PAYLOAD_KEYS - 10))},
