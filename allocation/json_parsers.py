@@ -3,7 +3,7 @@
 pydantic-core's parser reads most bodies several times faster than the standard library's
 (ASCII strings about eight times, numbers about twice), but escape sequences at about twice its
 cost: a device payload of ``\\u00e9`` or surrogate-pair escapes, as ``json.dumps`` writes every
-non-ASCII character, cost 2.2 to 2.7 times ``json.loads`` to parse alone
+non-ASCII character, cost 2.1 to 2.5 times ``json.loads`` to parse alone
 (``benchmarks/worst_body.py``). A large body dense in escapes is read by ``json.loads`` instead.
 
 Both give the same values and refuse the same bodies: only JSON (no NaN or Infinity), only
@@ -28,7 +28,7 @@ from allocation.errors import InvalidRequest
 # Below this size pydantic-core reads a body of escapes in tens of microseconds.
 MIN_BYTES_FOR_STDLIB: Final = 16 * 1024
 # One backslash in sixteen bytes: a third of the body in \u escapes, where pydantic-core's cost
-# is about 1.3 times json.loads'. Denser, json.loads (with the check for lone surrogates) is the
+# is about 1.4 times json.loads'. Denser, json.loads (with the check for lone surrogates) is the
 # cheaper of the two.
 BYTES_PER_BACKSLASH_FOR_STDLIB: Final = 16
 # Backslashes are counted in windows of the body: counting them all cost 30 us on 96 KiB, half

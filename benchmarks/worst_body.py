@@ -4,9 +4,10 @@ A device controls its payload, and DPS passes up to 96 KiB of it. For each polic
 ``examples/``, bodies that fill the limit are built from one of the example's own requests, with
 hostile values at every payload path the policy reads (and at the payload itself): huge strings,
 brackets and escapes inside strings, nesting to the limit and past it, many keys, long lists of
-numbers, a registration ID longer than DPS allows, and the longest it allows hashed against the
-most linked hubs we accept. Each body is answered by the core entry point
-(``allocation.webhook.handle``, the decision line formatted at INFO) and parsed by
+numbers, of escaped strings and of small objects holding them, escapes at the density where the
+request parser changes JSON parsers, a registration ID longer than DPS allows, and the longest
+it allows hashed against the most linked hubs we accept. Each body is answered by the core entry
+point (``allocation.webhook.handle``, the decision line formatted at INFO) and parsed by
 ``json.loads``, both timed as the minimum of several runs taken in turns.
 The figure of an example is its worst body, timed again in longer runs, with ``json.loads`` of
 that same body as its baseline: the work a request makes us do must stay within a small
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from allocation.json_parsers import BYTES_PER_BACKSLASH_FOR_STDLIB
 from allocation.limits import (
     MAX_BODY_BYTES,
     MAX_JSON_DEPTH,
@@ -122,8 +124,11 @@ def _values(depth_left: int) -> dict[str, Callable[[int], Any]]:
         # As dense in escapes, in many values, which cost json.loads more than pydantic-core.
         "escaped-strings": lambda n: ["\u00e9"] * (n // 9),
         "escaped-objects": lambda n: [{"a": "\u00e9"}] * (n // 15),
-        # One backslash in sixteen bytes: where the parser changes (allocation/json_parsers.py).
-        "sparse-unicode-escapes": lambda n: ("\u00e9" + "x" * 10) * (n // 16),
+        # One backslash in BYTES_PER_BACKSLASH_FOR_STDLIB: where the parser changes.
+        "sparse-unicode-escapes": lambda n: (
+            ("\u00e9" + "x" * (BYTES_PER_BACKSLASH_FOR_STDLIB - 6))
+            * (n // BYTES_PER_BACKSLASH_FOR_STDLIB)
+        ),
         "nested-string": lambda n: _nested(depth_left - 1, "x" * n),
         "nested-objects": lambda n: [_nested(depth_left - 2, 0) for _ in range(n // 200)],
         "many-keys": lambda n: {f"k{i}": 0 for i in range(min(n // 8, MAX_PAYLOAD_KEYS - 10))},
