@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import pytest
@@ -22,9 +23,19 @@ from allocation.requests import parse_request
 from allocation.webhook import handle
 from tests.conftest import encode, make_request
 
-# Any code point, lone surrogates among them (hypothesis leaves them out by default).
-ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=8)
-NUMBERS = st.integers() | st.integers(-(10**400), 10**400) | st.floats(allow_nan=False)
+# Any code point, surrogates often (hypothesis leaves them out by default), and what JSON escapes.
+ANY_TEXT = st.text(
+    st.characters(exclude_categories=())
+    | st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, exclude_categories=())
+    | st.sampled_from('é\U0001f600"\\\n'),
+    max_size=8,
+)
+NUMBERS = (
+    st.integers()
+    | st.integers(-(10**400), 10**400)
+    | st.floats(allow_nan=False)
+    | st.sampled_from([math.inf, -math.inf, 1.7976931348623157e308, -0.0])
+)
 
 
 def json_values() -> st.SearchStrategy[Any]:
@@ -37,11 +48,11 @@ def json_values() -> st.SearchStrategy[Any]:
     )
 
 
-def written(value: Any, ascii_only: bool) -> bytes:
+def written(value: Any, ascii_only: bool, infinity: str = "1e400") -> bytes:
     """``value`` as a client would send it: in \\u escapes, or in UTF-8 (where a lone surrogate
-    becomes bytes that are not UTF-8). Infinity is written as a number beyond a double's range,
-    as JSON can."""
-    text = json.dumps(value, ensure_ascii=ascii_only).replace("Infinity", "1e400")
+    becomes bytes that are not UTF-8). An infinite float is written as ``infinity``: a number
+    beyond a double's range, as JSON can write it, or a constant that is not JSON."""
+    text = json.dumps(value, ensure_ascii=ascii_only).replace("Infinity", infinity)
     return text.encode("utf-8", "surrogatepass")
 
 
@@ -56,12 +67,13 @@ def outcome(parse: Any, body: bytes) -> tuple[str, Any]:
 @given(
     value=json_values(),
     ascii_only=st.booleans(),
-    suffix=st.sampled_from(["", " ", ",", "]", "x", "NaN", "\\"]),
+    infinity=st.sampled_from(["1e400", "Infinity", "NaN"]),
+    suffix=st.sampled_from(["", " ", ",", "]", "x", "\\"]),
 )
 def test_both_parsers_give_the_same_value_or_both_refuse(
-    value: Any, ascii_only: bool, suffix: str
+    value: Any, ascii_only: bool, infinity: str, suffix: str
 ) -> None:
-    body = written(value, ascii_only) + suffix.encode()
+    body = written(value, ascii_only, infinity) + suffix.encode()
     assert outcome(parse_escape_dense, body) == outcome(parse_with_pydantic_core, body)
 
 
