@@ -5,7 +5,7 @@
    500 is a defect of ours), with a JSON object body and a JSON content type; an error body
    carries the error code of its status, a 503 a ``Retry-After`` header;
 3. a 200 names a hub of the request's ``linkedHubs``, as the exact string DPS sent;
-4. no answer takes more than its budget: three times what ``json.loads`` takes on the same
+4. no answer takes more than its budget: four times what ``json.loads`` takes on the same
    body, plus a fixed allowance for what every request costs whatever its size (a request's
    work must stay proportional to reading it, whatever the body holds). A call over the budget
    is timed again, the best of several runs against json.loads timed in turns with it: on a
@@ -45,9 +45,10 @@ ERROR_CODES: Final = {
 # covers the fixed cost of a request (0.03-0.1 ms under the fuzzing policies) with room for a
 # loaded machine; the ratio, what a body's size and shape may cost. The target is 2x
 # (benchmarks/worst_body.py); a payload of thousands of small objects holding escaped strings
-# costs 2.6-2.8x there (BENCHMARKS.md), so the budget guards 3x: a cost that grows faster than
-# reading the body, which is what a flat time limit could not see.
-RATIO_BUDGET: Final = 3.0
+# costs 2.7x there (BENCHMARKS.md), and 3.2-4.3x inside a test process that has run the rest of
+# the suite. The budget guards 4x: a cost that grows faster than reading the body, which is what
+# a flat time limit could not see.
+RATIO_BUDGET: Final = 4.0
 ALLOWANCE_SECONDS: Final = 0.001
 RUNS: Final = 5
 # A call over budget is timed again, in turns with json.loads, until it is within the budget or
