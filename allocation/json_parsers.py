@@ -118,6 +118,9 @@ def _holds_lone_surrogate(document: Any) -> bool:
     try:
         while pending:
             value = pending.pop()
+            if isinstance(value, str):  # the document itself
+                _encode((value,))
+                continue
             if isinstance(value, dict):
                 _encode(value)
                 value = value.values()
