@@ -37,6 +37,7 @@ BYTES_PER_BACKSLASH_FOR_STDLIB: Final = 16
 # window looks.
 _WINDOWS: Final = 8
 _WINDOW_BYTES: Final = 512
+assert MIN_BYTES_FOR_STDLIB // _WINDOWS > _WINDOW_BYTES, "each part must be wider than a window"
 
 # Values to walk looking for lone surrogates, past which pydantic-core's encoder looks instead.
 _WALK_BUDGET: Final = 512
