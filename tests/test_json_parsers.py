@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import math
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from allocation import json_parsers
-from allocation.errors import InvalidRequest
+from allocation.errors import AllocationError, InvalidRequest
 from allocation.json_parsers import (
     BYTES_PER_BACKSLASH_FOR_STDLIB,
     MIN_BYTES_FOR_STDLIB,
@@ -108,6 +109,31 @@ def test_utf_8_that_encodes_a_surrogate_is_not_json() -> None:
 
 
 # -- requests dense in escapes ------------------------------------------------------------------
+
+
+def answered(body: bytes, escape_dense: bool) -> tuple[str, Any]:
+    """What parse_request makes of ``body`` when the windows find it dense in escapes, or not."""
+    with mock.patch.object(json_parsers, "_escape_dense", lambda _body: escape_dense):
+        try:
+            return "request", parse_request(body)
+        except AllocationError as error:
+            return type(error).__name__, None
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    value=json_values(),
+    escapes=st.integers(MIN_BYTES_FOR_STDLIB // 6, MAX_BODY_BYTES // 6),
+    ascii_only=st.booleans(),
+    infinity=st.sampled_from(["1e400", "Infinity", "NaN"]),
+)
+def test_a_request_gets_the_same_answer_whichever_parser_reads_it(
+    value: Any, escapes: int, ascii_only: bool, infinity: str
+) -> None:
+    document = make_request(payload={"value": value, "pad": "\u00e9" * escapes})
+    body = json.dumps(document, ensure_ascii=ascii_only).replace("Infinity", infinity)
+    data = body.encode("utf-8", "surrogatepass")
+    assert answered(data, escape_dense=True) == answered(data, escape_dense=False)
 
 
 def escaped_request(payload: Any, ascii_only: bool = True) -> bytes:
